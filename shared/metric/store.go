@@ -13,8 +13,9 @@ import (
 type Store interface {
 	// Ingest stores a validated batch (see DecodeBatch) for serverID:
 	// every tier of the server and of each instance, the latest snapshot,
-	// the server/instance index, and one live update per new sample
-	// (see ServerChannel). A sample whose server and collectedAt second is
+	// the server/instance index, and one live update per new sample: the
+	// raw ServerMetric (and each InstanceMetric) as JSON on the series'
+	// pub/sub channel, which the streamer relays to browsers. A sample whose server and collectedAt second is
 	// already stored counts as a duplicate and changes nothing, so a
 	// re-sent batch is harmless. Redis unreachable: ErrUnavailable.
 	Ingest(ctx context.Context, serverID string, samples []Sample) (IngestResult, error)
@@ -68,16 +69,6 @@ type Host struct {
 	ServerID  string    `json:"serverId"`
 	CreatedAt time.Time `json:"createdAt"`
 }
-
-// Live updates: for every new sample the store publishes the raw point as
-// JSON (ServerMetric, InstanceMetric) on the series' channel. The streamer
-// subscribes to exactly the channels its clients watch.
-
-// ServerChannel is the pub/sub channel of a server's live ServerMetric points.
-func ServerChannel(serverID string) string { return "vitals:live:server:" + serverID }
-
-// InstanceChannel is the pub/sub channel of an instance's live InstanceMetric points.
-func InstanceChannel(instanceID string) string { return "vitals:live:instance:" + instanceID }
 
 // PointID is the stable id of the point of series seriesID at resolution res
 // whose bucket starts at t: the same point always gets the same id.
