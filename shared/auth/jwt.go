@@ -61,6 +61,7 @@ type KeySource interface {
 type Verifier struct {
 	parser  *jwt.Parser
 	keyFunc jwt.Keyfunc
+	methods []string // the pinned algorithms, for error messages
 }
 
 // NewVerifier builds a Verifier. The accepted algorithm is pinned (HS256 for
@@ -76,10 +77,23 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	v := &Verifier{}
 	switch {
 	case cfg.Keys != nil:
-		opts = append(opts, jwt.WithValidMethods(cfg.Keys.Methods()))
+		methods := cfg.Keys.Methods()
+		if len(methods) == 0 {
+			return nil, errors.New("jwt: the key source offers no signing algorithm")
+		}
+		for _, m := range methods {
+			// A key source is for asymmetric keys; letting it enable HMAC or
+			// "none" would reopen the key-confusion and unsigned-token holes.
+			if !slices.Contains(jwksAlgs, m) {
+				return nil, fmt.Errorf("jwt: key source algorithm %q is not allowed (only %s)", m, strings.Join(jwksAlgs, ", "))
+			}
+		}
+		opts = append(opts, jwt.WithValidMethods(methods))
 		v.keyFunc = cfg.Keys.Key
+		v.methods = methods
 	case len(cfg.Secret) >= 16:
-		opts = append(opts, jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
+		v.methods = []string{jwt.SigningMethodHS256.Alg()}
+		opts = append(opts, jwt.WithValidMethods(v.methods))
 		secret := cfg.Secret
 		v.keyFunc = func(*jwt.Token) (any, error) { return secret, nil }
 	default:
@@ -97,7 +111,12 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, metric.Errorf(metric.ErrUnauthorized, "missing token")
 	}
 	var c Claims
-	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFunc); err != nil {
+	if tok, err := v.parser.ParseWithClaims(token, &c, v.keyFunc); err != nil {
+		// golang-jwt reports a disallowed algorithm as a bad signature;
+		// say what is wrong so whoever minted the token can fix it.
+		if tok != nil && tok.Method != nil && !slices.Contains(v.methods, tok.Method.Alg()) {
+			return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: algorithm %s not allowed (want %s)", tok.Method.Alg(), strings.Join(v.methods, " or "))
+		}
 		return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: %s", tokenReason(err))
 	}
 	if c.Servers == nil {
@@ -111,7 +130,13 @@ func tokenReason(err error) string {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "missing required claim (exp)"
+		// The library's message names the claim ("iss claim is required").
+		for _, claim := range []string{"exp", "iss", "aud"} {
+			if strings.Contains(err.Error(), claim+" claim is required") {
+				return "missing required claim " + claim
+			}
+		}
+		return "missing required claim"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return "bad signature"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
