@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -95,7 +96,9 @@ func DecodeBatch(body []byte, serverID string, now time.Time) (Batch, error) {
 	if err := dec.Decode(&w); err != nil {
 		return Batch{}, jsonError(err)
 	}
-	if dec.More() {
+	// dec.More would miss a stray closing '}' or ']'; only a clean EOF
+	// proves the body was exactly one JSON value.
+	if _, err := dec.Token(); err != io.EOF {
 		return Batch{}, Errorf(ErrInvalid, "body: unexpected data after the JSON object")
 	}
 	if w.ServerID != nil && *w.ServerID != serverID {
@@ -131,7 +134,11 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return Errorf(ErrInvalid, "%s: expected %s, got JSON %s", field, jsonKind(te.Type.Kind().String()), te.Value)
+		want := jsonKind(te.Type.Kind().String())
+		if te.Type == reflect.TypeFor[json.Number]() {
+			want = "a number" // json.Number is a string underneath
+		}
+		return Errorf(ErrInvalid, "%s: expected %s, got JSON %s", field, want, te.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -174,12 +181,18 @@ func (v *validator) sample(s *sampleJSON, now time.Time) Sample {
 		v.fail("collectedAt", "required")
 	} else if t, err := time.Parse(time.RFC3339Nano, *s.CollectedAt); err != nil {
 		v.fail("collectedAt", "must be an RFC 3339 timestamp, got %q", *s.CollectedAt)
-	} else if t.After(now.Add(MaxClockSkew)) {
-		v.fail("collectedAt", "%s is in the future (more than %s ahead of the server clock)", *s.CollectedAt, MaxClockSkew)
-	} else if t.Year() < 2000 {
-		v.fail("collectedAt", "%s is before the year 2000", *s.CollectedAt)
 	} else {
-		out.CollectedAt = t.UTC().Truncate(time.Second)
+		// Checked in UTC: the year limit must not depend on the sender's
+		// offset, or a stored sample could fail validation when re-read.
+		t = t.UTC()
+		switch {
+		case t.After(now.Add(MaxClockSkew)):
+			v.fail("collectedAt", "%s is in the future (more than %s ahead of the server clock)", *s.CollectedAt, MaxClockSkew)
+		case t.Year() < 2000:
+			v.fail("collectedAt", "%s is before the year 2000", *s.CollectedAt)
+		default:
+			out.CollectedAt = t.Truncate(time.Second)
+		}
 	}
 	out.CPUUsagePercent = v.percent("cpuUsagePercent", s.CPUUsagePercent)
 	out.CPULoad1m = v.nonNeg("cpuLoad1m", s.CPULoad1m)
@@ -329,10 +342,13 @@ func (v *validator) bytes(field string, n json.Number) uint64 {
 	}
 	u, err := strconv.ParseUint(string(n), 10, 64)
 	if err != nil {
-		if strings.HasPrefix(string(n), "-") {
+		switch {
+		case strings.HasPrefix(string(n), "-"):
 			v.fail(field, "must not be negative, got %s", n)
-		} else {
-			v.fail(field, "must be a whole number of bytes, got %s", n)
+		case errors.Is(err, strconv.ErrRange):
+			v.fail(field, "must be at most %d, got %s", uint64(math.MaxUint64), n)
+		default:
+			v.fail(field, "must be a non-negative whole number, got %s", n)
 		}
 	}
 	return u
