@@ -1,0 +1,238 @@
+package redisstore
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// A point is stored as one sorted-set member, score = bucket start (unix
+// seconds):
+//
+//	bucketStart|n|lastOffset|f1|f1max|f2|...
+//
+// n is how many samples the bucket aggregates, lastOffset is the timestamp of
+// the newest of them minus the bucket start (it decides which counter value
+// wins, so late samples cannot overwrite newer counters). Each field has a
+// kind, one letter of the series' spec string, which the Lua script and the
+// decoder below share:
+//
+//	A  averaged float gauge followed by its max (3 decimals)
+//	B  averaged byte gauge followed by its max (integer)
+//	a  averaged float gauge, no max
+//	b  averaged byte gauge, no max
+//	L  last value: the string of the newest sample, kept verbatim (counters,
+//	   totals; "" means absent)
+//
+// A max equal to its average is stored as "" (always the case for one
+// sample), and numbers are minimally formatted, to keep members small: the
+// member text is most of a series' memory.
+
+// Server fields, in member order.
+const serverSpec = "AAaaLBbALbbALLLLBAA"
+
+// Instance fields, in member order.
+const instanceSpec = "ABLALLLL"
+
+// fmtFloat formats a gauge the way the script stores a single sample: two
+// decimals, no trailing zeros. Rounding here makes a one-sample max equal to
+// its average (so it is omitted).
+func fmtFloat(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
+}
+
+func fmtUint(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func fmtOptUint(p *uint64) string {
+	if p == nil {
+		return ""
+	}
+	return fmtUint(*p)
+}
+
+func fmtOptFloat(p *float64) string {
+	if p == nil {
+		return "0"
+	}
+	return fmtFloat(*p)
+}
+
+// serverFields are a sample's values in serverSpec order.
+func serverFields(s *metric.Sample) []string {
+	swapTotal, swapUsed := "0", "0"
+	if s.SwapTotalBytes != nil {
+		swapTotal = fmtUint(*s.SwapTotalBytes)
+	}
+	if s.SwapUsedBytes != nil {
+		swapUsed = fmtUint(*s.SwapUsedBytes)
+	}
+	return []string{
+		fmtFloat(s.CPUUsagePercent),
+		fmtFloat(s.CPULoad1m),
+		fmtFloat(s.CPULoad5m),
+		fmtFloat(s.CPULoad15m),
+		fmtUint(s.RAMTotalBytes),
+		fmtUint(s.RAMUsedBytes),
+		fmtUint(s.RAMAvailableBytes),
+		fmtFloat(s.RAMUsagePercent),
+		fmtUint(s.DiskTotalBytes),
+		fmtUint(s.DiskUsedBytes),
+		fmtUint(s.DiskAvailableBytes),
+		fmtFloat(s.DiskUsagePercent),
+		fmtUint(s.NetworkRxBytes),
+		fmtUint(s.NetworkTxBytes),
+		fmtUint(s.UptimeSeconds),
+		swapTotal,
+		swapUsed,
+		fmtOptFloat(s.NetworkRxBytesPerSec),
+		fmtOptFloat(s.NetworkTxBytesPerSec),
+	}
+}
+
+// instanceFields are an instance reading's values in instanceSpec order.
+func instanceFields(in *metric.InstanceSample) []string {
+	return []string{
+		fmtFloat(in.CPUUsagePercent),
+		fmtUint(in.MemoryUsedBytes),
+		fmtUint(in.MemoryLimitBytes),
+		fmtFloat(in.MemoryUsagePercent),
+		fmtUint(in.DiskReadBytes),
+		fmtUint(in.DiskWriteBytes),
+		fmtOptUint(in.DiskUsedBytes),
+		fmtOptUint(in.DiskTotalBytes),
+	}
+}
+
+// member is a decoded point: one value per field, plus the max of A/B fields.
+type member struct {
+	bucket int64
+	n      int
+	vals   []string
+	maxes  []string // "" when the field has no max
+}
+
+func decodeMember(s, spec string) (member, bool) {
+	parts := strings.Split(s, "|")
+	want := 3
+	for i := 0; i < len(spec); i++ {
+		want++
+		if spec[i] == 'A' || spec[i] == 'B' {
+			want++
+		}
+	}
+	if len(parts) != want {
+		return member{}, false
+	}
+	b, err1 := strconv.ParseInt(parts[0], 10, 64)
+	n, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return member{}, false
+	}
+	m := member{bucket: b, n: n, vals: make([]string, len(spec)), maxes: make([]string, len(spec))}
+	j := 3
+	for i := 0; i < len(spec); i++ {
+		m.vals[i] = parts[j]
+		j++
+		if spec[i] == 'A' || spec[i] == 'B' {
+			m.maxes[i] = parts[j]
+			if m.maxes[i] == "" {
+				m.maxes[i] = m.vals[i]
+			}
+			j++
+		}
+	}
+	return m, true
+}
+
+func pf(s string) float64 {
+	v, _ := strconv.ParseFloat(s, 64)
+	return v
+}
+
+// pu parses an integer field; averaged byte gauges are integral already, but
+// tolerate a float so a hand-edited or older member cannot break a query.
+func pu(s string) uint64 {
+	if v, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return v
+	}
+	f, _ := strconv.ParseFloat(s, 64)
+	if f <= 0 {
+		return 0
+	}
+	return uint64(f)
+}
+
+func puOpt(s string) *uint64 {
+	if s == "" {
+		return nil
+	}
+	v := pu(s)
+	return &v
+}
+
+func (m member) serverMetric(serverID string, res time.Duration) metric.ServerMetric {
+	v, x := m.vals, m.maxes
+	at := time.Unix(m.bucket, 0).UTC()
+	return metric.ServerMetric{
+		ID:                      metric.PointID(serverID, res, at),
+		ServerID:                serverID,
+		CollectedAt:             at,
+		CPUUsagePercent:         pf(v[0]),
+		CPUUsagePercentMax:      pf(x[0]),
+		CPULoad1m:               pf(v[1]),
+		CPULoad1mMax:            pf(x[1]),
+		CPULoad5m:               pf(v[2]),
+		CPULoad15m:              pf(v[3]),
+		RAMTotalBytes:           pu(v[4]),
+		RAMUsedBytes:            pu(v[5]),
+		RAMUsedBytesMax:         pu(x[5]),
+		RAMAvailableBytes:       pu(v[6]),
+		RAMUsagePercent:         pf(v[7]),
+		RAMUsagePercentMax:      pf(x[7]),
+		DiskTotalBytes:          pu(v[8]),
+		DiskUsedBytes:           pu(v[9]),
+		DiskAvailableBytes:      pu(v[10]),
+		DiskUsagePercent:        pf(v[11]),
+		DiskUsagePercentMax:     pf(x[11]),
+		NetworkRxBytes:          pu(v[12]),
+		NetworkTxBytes:          pu(v[13]),
+		UptimeSeconds:           pu(v[14]),
+		SwapTotalBytes:          pu(v[15]),
+		SwapUsedBytes:           pu(v[16]),
+		SwapUsedBytesMax:        pu(x[16]),
+		NetworkRxBytesPerSec:    pf(v[17]),
+		NetworkRxBytesPerSecMax: pf(x[17]),
+		NetworkTxBytesPerSec:    pf(v[18]),
+		NetworkTxBytesPerSecMax: pf(x[18]),
+		Samples:                 m.n,
+	}
+}
+
+func (m member) instanceMetric(info metric.InstanceInfo, res time.Duration) metric.InstanceMetric {
+	v, x := m.vals, m.maxes
+	at := time.Unix(m.bucket, 0).UTC()
+	return metric.InstanceMetric{
+		ID:                    metric.PointID(info.ID, res, at),
+		InstanceID:            info.ID,
+		ServerID:              info.ServerID,
+		Name:                  info.Name,
+		CollectedAt:           at,
+		CPUUsagePercent:       pf(v[0]),
+		CPUUsagePercentMax:    pf(x[0]),
+		MemoryUsedBytes:       pu(v[1]),
+		MemoryUsedBytesMax:    pu(x[1]),
+		MemoryLimitBytes:      pu(v[2]),
+		MemoryUsagePercent:    pf(v[3]),
+		MemoryUsagePercentMax: pf(x[3]),
+		DiskReadBytes:         pu(v[4]),
+		DiskWriteBytes:        pu(v[5]),
+		DiskUsedBytes:         puOpt(v[6]),
+		DiskTotalBytes:        puOpt(v[7]),
+		Samples:               m.n,
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -1,0 +1,377 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// ingestLua stores one series' samples of a batch, atomically:
+// test-and-set of the per-day "seen" bitmap (idempotency per collectedAt
+// second), the running rollup of every tier's bucket, retention trimming,
+// expiry, the latest snapshot (only when newer) and a PUBLISH per new sample
+// that becomes the latest. It touches only the keys it is given, all of
+// one hash tag.
+//
+// KEYS: tier keys (T, finest first), latest key, seen bitmaps (one per day).
+// ARGV: spec, T, now, channel, longest retention, snapshot ts, snapshot
+// JSON, T × (resolution, retention), then per sample (oldest first):
+// ts, seen index (0-based), live JSON, one value per spec field.
+// Returns {accepted, duplicates}.
+const ingestLua = `
+local spec = ARGV[1]
+local T = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local channel = ARGV[4]
+local longest = tonumber(ARGV[5])
+local snapTs = tonumber(ARGV[6])
+local snap = ARGV[7]
+local nf = string.len(spec)
+local kinds = {}
+for i = 1, nf do kinds[i] = string.sub(spec, i, i) end
+local res, ret = {}, {}
+local p = 8
+for t = 1, T do
+  res[t] = tonumber(ARGV[p]); ret[t] = tonumber(ARGV[p + 1]); p = p + 2
+end
+local latest = KEYS[T + 1]
+local cur0 = tonumber(redis.call('HGET', latest, 't') or '-1')
+local cur = cur0
+
+local function fmt(k, v)
+  if k == 'B' or k == 'b' then return string.format('%.0f', v) end
+  local s = string.format('%.3f', v)
+  s = string.gsub(s, '0+$', '')
+  s = string.gsub(s, '%.$', '')
+  if s == '-0' then s = '0' end
+  return s
+end
+
+local function fresh(b)
+  local a = {n = 0, last = -1, v = {}, x = {}}
+  for i = 1, nf do
+    if kinds[i] == 'L' then a.v[i] = '' else a.v[i] = 0 end
+  end
+  return a
+end
+
+local function decode(m)
+  local parts = {}
+  for f in string.gmatch(m .. '|', '([^|]*)|') do parts[#parts + 1] = f end
+  local a = {n = tonumber(parts[2]), last = tonumber(parts[1]) + tonumber(parts[3]), old = m, v = {}, x = {}}
+  local j = 4
+  for i = 1, nf do
+    local k = kinds[i]
+    if k == 'L' then
+      a.v[i] = parts[j]; j = j + 1
+    elseif k == 'A' or k == 'B' then
+      a.v[i] = tonumber(parts[j]) or 0
+      if parts[j + 1] == '' then a.x[i] = a.v[i] else a.x[i] = tonumber(parts[j + 1]) or 0 end
+      j = j + 2
+    else
+      a.v[i] = tonumber(parts[j]) or 0; j = j + 1
+    end
+  end
+  return a
+end
+
+local function merge(a, ts, o)
+  a.n = a.n + 1
+  for i = 1, nf do
+    local k = kinds[i]
+    local s = ARGV[o + i]
+    if k == 'L' then
+      if ts > a.last then a.v[i] = s end
+    else
+      local x = tonumber(s) or 0
+      a.v[i] = a.v[i] + (x - a.v[i]) / a.n
+      if (k == 'A' or k == 'B') and (a.x[i] == nil or x > a.x[i]) then a.x[i] = x end
+    end
+  end
+  if ts > a.last then a.last = ts end
+end
+
+local function encode(a)
+  local out = {string.format('%d', a.b), string.format('%d', a.n), string.format('%d', a.last - a.b)}
+  for i = 1, nf do
+    local k = kinds[i]
+    if k == 'L' then
+      out[#out + 1] = a.v[i]
+    else
+      local s = fmt(k, a.v[i])
+      out[#out + 1] = s
+      if k == 'A' or k == 'B' then
+        local m = fmt(k, a.x[i])
+        if m == s then m = '' end
+        out[#out + 1] = m
+      end
+    end
+  end
+  return table.concat(out, '|')
+end
+
+local acc, dup = 0, 0
+local cache, order, expired = {}, {}, {}
+local snapNew = false
+local stride = 3 + nf
+local q = p
+while q + stride - 1 <= #ARGV do
+  local ts = tonumber(ARGV[q])
+  local sk = KEYS[T + 2 + tonumber(ARGV[q + 1])]
+  if redis.call('SETBIT', sk, ts % 86400, 1) == 1 then
+    dup = dup + 1
+  else
+    acc = acc + 1
+    if not expired[sk] then
+      expired[sk] = true
+      redis.call('EXPIREAT', sk, ts - ts % 86400 + 86400 + longest)
+    end
+    for t = 1, T do
+      local b = ts - ts % res[t]
+      if b + res[t] > now - ret[t] then
+        local ck = t .. ':' .. b
+        local a = cache[ck]
+        if a == nil then
+          local m = redis.call('ZRANGEBYSCORE', KEYS[t], b, b)
+          if m[1] then a = decode(m[1]) else a = fresh() end
+          a.t = t; a.b = b
+          cache[ck] = a
+          order[#order + 1] = a
+        end
+        merge(a, ts, q + 2)
+      end
+    end
+    if ts > cur then
+      redis.call('PUBLISH', channel, ARGV[q + 2])
+      cur = ts
+    end
+    if ts == snapTs then snapNew = true end
+  end
+  q = q + stride
+end
+
+local touched = {}
+for _, a in ipairs(order) do
+  local m = encode(a)
+  if a.old ~= m then
+    if a.old then redis.call('ZREMRANGEBYSCORE', KEYS[a.t], a.b, a.b) end
+    redis.call('ZADD', KEYS[a.t], a.b, m)
+  end
+  touched[a.t] = true
+end
+for t = 1, T do
+  if touched[t] then
+    redis.call('ZREMRANGEBYSCORE', KEYS[t], '-inf', now - ret[t] - res[t])
+    redis.call('EXPIRE', KEYS[t], ret[t] + res[t])
+  end
+end
+if snapNew and snapTs > cur0 then
+  redis.call('HSET', latest, 't', snapTs, 'd', snap)
+end
+if acc > 0 then redis.call('EXPIRE', latest, longest) end
+return {acc, dup}
+`
+
+var ingestScript = redis.NewScript(ingestLua)
+
+// seriesWrite is one series' script call.
+type seriesWrite struct {
+	keys []string
+	args []any
+}
+
+// instanceReading is one instance reading with the time of its sample.
+type instanceReading struct {
+	at time.Time
+	in *metric.InstanceSample
+}
+
+// instanceRef is what the index keeps per instance.
+type instanceRef struct {
+	ServerID string `json:"s"`
+	Name     string `json:"n"`
+}
+
+// Ingest implements metric.Store. One pipeline: a script call per series
+// (server, then each instance) and the index updates. The whole pipeline is
+// safe to repeat (the scripts are idempotent), which is how a script cache
+// flushed by a Redis restart is handled.
+func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sample) (metric.IngestResult, error) {
+	var res metric.IngestResult
+	if !metric.ValidServerID(serverID) {
+		return res, metric.Errorf(metric.ErrInvalid, "invalid server id")
+	}
+	now := s.now()
+	cutoff := now.Add(-s.longest)
+	batch := make([]*metric.Sample, 0, len(samples))
+	for i := range samples {
+		if samples[i].CollectedAt.Before(cutoff) {
+			res.Stale++
+			continue
+		}
+		batch = append(batch, &samples[i])
+	}
+	if len(batch) == 0 {
+		return res, nil
+	}
+	// Oldest first, so live updates go out in time order.
+	slices.SortStableFunc(batch, func(a, b *metric.Sample) int { return a.CollectedAt.Compare(b.CollectedAt) })
+	finest := s.tiers[0].Resolution
+
+	writes := []seriesWrite{}
+	w, err := s.serverWrite(serverID, batch, now, finest)
+	if err != nil {
+		return res, err
+	}
+	writes = append(writes, w)
+
+	var ids []string
+	byInstance := map[string][]instanceReading{}
+	for _, smp := range batch {
+		for i := range smp.Instances {
+			in := &smp.Instances[i]
+			id := in.InstanceID
+			if id == "" {
+				id = metric.InstanceUUID(serverID, in.Name)
+			}
+			if _, ok := byInstance[id]; !ok {
+				ids = append(ids, id)
+			}
+			byInstance[id] = append(byInstance[id], instanceReading{smp.CollectedAt, in})
+		}
+	}
+	index := make([]any, 0, 2*len(ids))
+	seen := make([]redis.Z, 0, len(ids))
+	for _, id := range ids {
+		rs := byInstance[id]
+		w, err := s.instanceWrite(serverID, id, rs, now, finest)
+		if err != nil {
+			return res, err
+		}
+		writes = append(writes, w)
+		last := rs[len(rs)-1]
+		ref, _ := json.Marshal(instanceRef{serverID, last.in.Name})
+		index = append(index, id, string(ref))
+		seen = append(seen, redis.Z{Score: float64(last.at.UnixMilli()), Member: id})
+	}
+
+	newest := batch[len(batch)-1].CollectedAt
+	run := func(useSha bool) (*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		var first *redis.Cmd
+		for i, w := range writes {
+			var c *redis.Cmd
+			if useSha {
+				c = ingestScript.EvalSha(ctx, pipe, w.keys, w.args...)
+			} else {
+				c = ingestScript.Eval(ctx, pipe, w.keys, w.args...)
+			}
+			if i == 0 {
+				first = c
+			}
+		}
+		pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
+		pipe.Expire(ctx, s.serversKey(), s.longest)
+		if len(ids) > 0 {
+			pipe.HSet(ctx, s.instancesKey(), index...)
+			pipe.Expire(ctx, s.instancesKey(), s.longest)
+			pipe.ZAddGT(ctx, s.instancesSeenKey(), seen...)
+			pipe.Expire(ctx, s.instancesSeenKey(), s.longest)
+		}
+		_, err := pipe.Exec(ctx)
+		return first, err
+	}
+	first, err := run(true)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		first, err = run(false)
+	}
+	if err != nil {
+		return res, s.wrap(fmt.Errorf("ingest %s: %w", serverID, err))
+	}
+	counts, err := first.Int64Slice()
+	if err != nil || len(counts) != 2 {
+		return res, fmt.Errorf("ingest %s: unexpected script reply: %v", serverID, err)
+	}
+	res.Accepted, res.Duplicates = int(counts[0]), int(counts[1])
+	return res, nil
+}
+
+// scriptHead builds the keys and leading arguments shared by both series
+// kinds; days maps each sample's day to its seen-bitmap index.
+func (s *Store) scriptHead(tag, spec, channel string, now time.Time, snapAt time.Time, snap []byte, times []time.Time) (keys []string, args []any, dayIdx []int) {
+	keys = make([]string, 0, len(s.tiers)+2)
+	for _, t := range s.tiers {
+		keys = append(keys, tierKey(tag, t))
+	}
+	keys = append(keys, latestKey(tag))
+	days := map[int64]int{}
+	dayIdx = make([]int, len(times))
+	for i, at := range times {
+		d := at.Unix() / 86400
+		idx, ok := days[d]
+		if !ok {
+			idx = len(days)
+			days[d] = idx
+			keys = append(keys, seenKey(tag, d))
+		}
+		dayIdx[i] = idx
+	}
+	args = make([]any, 0, 7+2*len(s.tiers)+len(times)*(3+len(spec)))
+	args = append(args, spec, len(s.tiers), now.Unix(), channel, int64(s.longest/time.Second), snapAt.Unix(), snap)
+	for _, t := range s.tiers {
+		args = append(args, int64(t.Resolution/time.Second), int64(t.Retention/time.Second))
+	}
+	return keys, args, dayIdx
+}
+
+func (s *Store) serverWrite(serverID string, batch []*metric.Sample, now time.Time, finest time.Duration) (seriesWrite, error) {
+	newest := batch[len(batch)-1]
+	snap, err := json.Marshal(metric.Snapshot{ServerID: serverID, Sample: *newest})
+	if err != nil {
+		return seriesWrite{}, fmt.Errorf("encode snapshot: %w", err)
+	}
+	times := make([]time.Time, len(batch))
+	for i, smp := range batch {
+		times[i] = smp.CollectedAt
+	}
+	keys, args, dayIdx := s.scriptHead(s.serverTag(serverID), serverSpec, s.ServerChannel(serverID), now, newest.CollectedAt, snap, times)
+	for i, smp := range batch {
+		live, err := json.Marshal(metric.RawServerMetric(serverID, smp, finest))
+		if err != nil {
+			return seriesWrite{}, fmt.Errorf("encode live metric: %w", err)
+		}
+		args = append(args, smp.CollectedAt.Unix(), dayIdx[i], live)
+		for _, f := range serverFields(smp) {
+			args = append(args, f)
+		}
+	}
+	return seriesWrite{keys, args}, nil
+}
+
+func (s *Store) instanceWrite(serverID, id string, rs []instanceReading, now time.Time, finest time.Duration) (seriesWrite, error) {
+	lives := make([][]byte, len(rs))
+	times := make([]time.Time, len(rs))
+	for i, r := range rs {
+		in := *r.in
+		in.InstanceID = id
+		live, err := json.Marshal(metric.RawInstanceMetric(serverID, r.at, &in, finest))
+		if err != nil {
+			return seriesWrite{}, fmt.Errorf("encode live metric: %w", err)
+		}
+		lives[i], times[i] = live, r.at
+	}
+	last := len(rs) - 1
+	keys, args, dayIdx := s.scriptHead(s.instanceTag(id), instanceSpec, s.InstanceChannel(id), now, rs[last].at, lives[last], times)
+	for i, r := range rs {
+		args = append(args, r.at.Unix(), dayIdx[i], lives[i])
+		for _, f := range instanceFields(r.in) {
+			args = append(args, f)
+		}
+	}
+	return seriesWrite{keys, args}, nil
+}

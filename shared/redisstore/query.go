@@ -1,0 +1,207 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// window returns the tier serving p and the score range of its buckets that
+// start in (now-window, now]: at most window/resolution members.
+func (s *Store) window(p metric.Period, now time.Time) (Tier, *redis.ZRangeBy, error) {
+	t, err := s.tierFor(p)
+	if err != nil {
+		return t, nil, err
+	}
+	end := now.Unix()
+	start := end - int64(p.Window/time.Second)
+	return t, &redis.ZRangeBy{Min: "(" + itoa(start), Max: itoa(end)}, nil
+}
+
+// ServerMetrics implements metric.Store.
+func (s *Store) ServerMetrics(ctx context.Context, serverID string, p metric.Period, now time.Time) ([]metric.ServerMetric, error) {
+	t, rng, err := s.window(p, now)
+	if err != nil {
+		return nil, err
+	}
+	if !metric.ValidServerID(serverID) {
+		return nil, notFound("server")
+	}
+	tag := s.serverTag(serverID)
+	pipe := s.rdb.Pipeline()
+	members := pipe.ZRangeByScore(ctx, tierKey(tag, t), rng)
+	exists := pipe.Exists(ctx, latestKey(tag))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.wrap(fmt.Errorf("server metrics: %w", err))
+	}
+	ms := members.Val()
+	if len(ms) == 0 && exists.Val() == 0 {
+		return nil, notFound("server")
+	}
+	out := make([]metric.ServerMetric, 0, len(ms))
+	for _, raw := range ms {
+		m, ok := decodeMember(raw, serverSpec)
+		if !ok {
+			s.logger.Error("skipping undecodable point", "server", serverID, "resolution", t.Resolution)
+			continue
+		}
+		out = append(out, m.serverMetric(serverID, t.Resolution))
+	}
+	return out, nil
+}
+
+// Snapshot implements metric.Store.
+func (s *Store) Snapshot(ctx context.Context, serverID string) (metric.Snapshot, error) {
+	var snap metric.Snapshot
+	if !metric.ValidServerID(serverID) {
+		return snap, notFound("server")
+	}
+	raw, err := s.rdb.HGet(ctx, latestKey(s.serverTag(serverID)), "d").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return snap, notFound("server")
+	}
+	if err != nil {
+		return snap, s.wrap(fmt.Errorf("snapshot: %w", err))
+	}
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		return snap, fmt.Errorf("snapshot of %s: %w", serverID, err)
+	}
+	return snap, nil
+}
+
+// LatestServer implements metric.Store: the newest sample as a raw point of
+// the finest tier.
+func (s *Store) LatestServer(ctx context.Context, serverID string) (metric.ServerMetric, error) {
+	snap, err := s.Snapshot(ctx, serverID)
+	if err != nil {
+		return metric.ServerMetric{}, err
+	}
+	return metric.RawServerMetric(serverID, &snap.Sample, s.tiers[0].Resolution), nil
+}
+
+// Instance implements metric.Store.
+func (s *Store) Instance(ctx context.Context, instanceID string) (metric.InstanceInfo, error) {
+	raw, err := s.rdb.HGet(ctx, s.instancesKey(), instanceID).Bytes()
+	return s.instanceInfo(instanceID, raw, err)
+}
+
+func (s *Store) instanceInfo(id string, raw []byte, err error) (metric.InstanceInfo, error) {
+	if errors.Is(err, redis.Nil) {
+		return metric.InstanceInfo{}, notFound("instance")
+	}
+	if err != nil {
+		return metric.InstanceInfo{}, s.wrap(fmt.Errorf("instance: %w", err))
+	}
+	var ref instanceRef
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		return metric.InstanceInfo{}, fmt.Errorf("instance index entry %s: %w", id, err)
+	}
+	return metric.InstanceInfo{ID: id, Name: ref.Name, ServerID: ref.ServerID}, nil
+}
+
+// InstanceMetrics implements metric.Store.
+func (s *Store) InstanceMetrics(ctx context.Context, instanceID string, p metric.Period, now time.Time) ([]metric.InstanceMetric, error) {
+	t, rng, err := s.window(p, now)
+	if err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(instanceID, "{}") || instanceID == "" {
+		return nil, notFound("instance")
+	}
+	pipe := s.rdb.Pipeline()
+	ref := pipe.HGet(ctx, s.instancesKey(), instanceID)
+	members := pipe.ZRangeByScore(ctx, tierKey(s.instanceTag(instanceID), t), rng)
+	_, err = pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.wrap(fmt.Errorf("instance metrics: %w", err))
+	}
+	raw, err := ref.Bytes()
+	info, err := s.instanceInfo(instanceID, raw, err)
+	if err != nil {
+		return nil, err
+	}
+	ms := members.Val()
+	out := make([]metric.InstanceMetric, 0, len(ms))
+	for _, raw := range ms {
+		m, ok := decodeMember(raw, instanceSpec)
+		if !ok {
+			s.logger.Error("skipping undecodable point", "instance", instanceID, "resolution", t.Resolution)
+			continue
+		}
+		out = append(out, m.instanceMetric(info, t.Resolution))
+	}
+	return out, nil
+}
+
+// LatestInstance implements metric.Store.
+func (s *Store) LatestInstance(ctx context.Context, instanceID string) (metric.InstanceMetric, error) {
+	var m metric.InstanceMetric
+	if strings.ContainsAny(instanceID, "{}") || instanceID == "" {
+		return m, notFound("instance")
+	}
+	raw, err := s.rdb.HGet(ctx, latestKey(s.instanceTag(instanceID)), "d").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return m, notFound("instance")
+	}
+	if err != nil {
+		return m, s.wrap(fmt.Errorf("latest instance: %w", err))
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, fmt.Errorf("latest of instance %s: %w", instanceID, err)
+	}
+	return m, nil
+}
+
+// Servers implements metric.Store. Entries not seen within the longest
+// retention are pruned here, so the index does not grow without bound.
+func (s *Store) Servers(ctx context.Context) ([]metric.ServerInfo, error) {
+	cutoff := "(" + strconv.FormatInt(s.now().Add(-s.longest).UnixMilli(), 10)
+	gone, err := s.rdb.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: "-inf", Max: cutoff}).Result()
+	if err != nil {
+		return nil, s.wrap(fmt.Errorf("servers: %w", err))
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", cutoff)
+	if len(gone) > 0 {
+		pipe.HDel(ctx, s.instancesKey(), gone...)
+		members := make([]any, len(gone))
+		for i, g := range gone {
+			members[i] = g
+		}
+		pipe.ZRem(ctx, s.instancesSeenKey(), members...)
+	}
+	servers := pipe.ZRevRangeWithScores(ctx, s.serversKey(), 0, -1)
+	instances := pipe.HGetAll(ctx, s.instancesKey())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.wrap(fmt.Errorf("servers: %w", err))
+	}
+	byServer := map[string][]metric.InstanceInfo{}
+	for id, raw := range instances.Val() {
+		var ref instanceRef
+		if json.Unmarshal([]byte(raw), &ref) != nil {
+			continue
+		}
+		byServer[ref.ServerID] = append(byServer[ref.ServerID], metric.InstanceInfo{ID: id, Name: ref.Name, ServerID: ref.ServerID})
+	}
+	out := make([]metric.ServerInfo, 0, len(servers.Val()))
+	for _, z := range servers.Val() {
+		id, _ := z.Member.(string)
+		ins := byServer[id]
+		if ins == nil {
+			ins = []metric.InstanceInfo{}
+		}
+		slices.SortFunc(ins, func(a, b metric.InstanceInfo) int { return strings.Compare(a.Name, b.Name) })
+		out = append(out, metric.ServerInfo{ID: id, LastSeenAt: time.UnixMilli(int64(z.Score)).UTC(), Instances: ins})
+	}
+	return out, nil
+}
+
+func notFound(what string) error { return metric.Errorf(metric.ErrNotFound, "%s not found", what) }

@@ -1,0 +1,344 @@
+// Package redisstore is the Redis implementation of metric.Store and
+// metric.HostKeys: time series kept as bucketed sorted sets (one per rollup
+// tier, score = bucket start), rolled up at ingest by one Lua script call per
+// series, plus the latest snapshot, the server/instance index, the host keys
+// and a pub/sub channel per series for the streamer.
+//
+// Every key of one series carries the series' hash tag ({s:<id>} or
+// {i:<uuid>}), so a script only ever touches one Redis Cluster slot; the
+// global keys (indexes, host keys) are separate commands.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// Tier is one rollup level: points of Resolution kept for Retention.
+type Tier struct {
+	Resolution time.Duration
+	Retention  time.Duration
+}
+
+// Config configures Open.
+type Config struct {
+	// URL is a redis:// or rediss:// URL (password and db included), or a
+	// comma-separated list of them, which means Redis Cluster.
+	URL string
+	// Prefix starts every key and channel name. Default "vitals:".
+	Prefix string
+	// Tiers, finest first. Default DefaultTiers.
+	Tiers []Tier
+	// Periods are extra periods (beyond metric.StandardPeriods) to serve
+	// when a tier can.
+	Periods []metric.Period
+	// MaxPoints caps the points one query may return; a period is served
+	// by the finest tier that covers it within this many points. Default 400.
+	MaxPoints int
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
+}
+
+// DefaultTiers serve the four standard periods with at most 360 points each.
+var DefaultTiers = []Tier{
+	{10 * time.Second, time.Hour},
+	{time.Minute, 6 * time.Hour},
+	{5 * time.Minute, 24 * time.Hour},
+	{30 * time.Minute, 7 * 24 * time.Hour},
+}
+
+// DefaultConfig is a local Redis with the default prefix and tiers.
+func DefaultConfig() Config {
+	return Config{
+		URL:       "redis://127.0.0.1:6379",
+		Prefix:    "vitals:",
+		Tiers:     slices.Clone(DefaultTiers),
+		MaxPoints: 400,
+	}
+}
+
+// ParseTiers parses "10s:1h,1m:6h,5m:24h,30m:7d" (resolution:retention,
+// durations as metric.ParseDuration reads them). The result is sorted finest
+// first; resolutions must be whole seconds, distinct, and not longer than
+// their retention.
+func ParseTiers(s string) ([]Tier, error) {
+	var tiers []Tier
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		r, k, ok := strings.Cut(part, ":")
+		if !ok {
+			return nil, fmt.Errorf("tier %q: want resolution:retention", part)
+		}
+		res, err := metric.ParseDuration(strings.TrimSpace(r))
+		if err != nil {
+			return nil, fmt.Errorf("tier %q: resolution: %w", part, err)
+		}
+		ret, err := metric.ParseDuration(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("tier %q: retention: %w", part, err)
+		}
+		tiers = append(tiers, Tier{res, ret})
+	}
+	if err := checkTiers(tiers); err != nil {
+		return nil, err
+	}
+	return tiers, nil
+}
+
+func checkTiers(tiers []Tier) error {
+	if len(tiers) == 0 {
+		return errors.New("no tiers")
+	}
+	slices.SortFunc(tiers, func(a, b Tier) int { return int(a.Resolution - b.Resolution) })
+	for i, t := range tiers {
+		if t.Resolution < time.Second || t.Resolution%time.Second != 0 {
+			return fmt.Errorf("tier resolution %s: must be whole seconds", t.Resolution)
+		}
+		if t.Retention%time.Second != 0 || t.Retention < t.Resolution {
+			return fmt.Errorf("tier %s: retention %s must be whole seconds and at least the resolution", t.Resolution, t.Retention)
+		}
+		if i > 0 && tiers[i-1].Resolution == t.Resolution {
+			return fmt.Errorf("two tiers with resolution %s", t.Resolution)
+		}
+	}
+	return nil
+}
+
+// ParsePeriods parses extra periods such as "30d,90d".
+func ParsePeriods(s string) ([]metric.Period, error) {
+	var ps []metric.Period
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		d, err := metric.ParseDuration(name)
+		if err != nil {
+			return nil, fmt.Errorf("period: %w", err)
+		}
+		ps = append(ps, metric.Period{Name: name, Window: d})
+	}
+	return ps, nil
+}
+
+// Store is the Redis store. Safe for concurrent use; it keeps no state
+// besides its configuration and the client's connection pool.
+type Store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	tiers     []Tier
+	periods   []metric.Period
+	maxPoints int
+	now       func() time.Time
+	logger    *slog.Logger
+	longest   time.Duration // longest retention: idempotency and index horizon
+}
+
+var (
+	_ metric.Store    = (*Store)(nil)
+	_ metric.HostKeys = (*Store)(nil)
+)
+
+// Open connects to Redis as cfg says and pings it. A Redis that does not
+// answer is an error wrapping metric.ErrUnavailable; a bad configuration is a
+// plain error.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "vitals:"
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, errors.New("redis key prefix must not contain { or }: it would break the hash tags")
+	}
+	if len(cfg.Tiers) == 0 {
+		cfg.Tiers = DefaultTiers
+	}
+	tiers := slices.Clone(cfg.Tiers)
+	if err := checkTiers(tiers); err != nil {
+		return nil, err
+	}
+	if cfg.MaxPoints <= 0 {
+		cfg.MaxPoints = 400
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	rdb, err := newClient(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, now: cfg.Now, logger: logger}
+	for _, t := range tiers {
+		s.longest = max(s.longest, t.Retention)
+	}
+	s.periods = slices.Clone(metric.StandardPeriods)
+	for _, p := range cfg.Periods {
+		if slices.ContainsFunc(s.periods, func(q metric.Period) bool { return q.Name == p.Name }) {
+			continue
+		}
+		if _, err := s.tierFor(p); err == nil {
+			s.periods = append(s.periods, p)
+		} else {
+			logger.Warn("period not served: no tier covers it", "period", p.Name)
+		}
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// newClient builds a plain client for one URL and a cluster client for a
+// comma-separated list (credentials, TLS and timeouts from the first URL).
+func newClient(raw string) (redis.UniversalClient, error) {
+	var urls []string
+	for u := range strings.SplitSeq(raw, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("redis URL is empty")
+	}
+	opts := make([]*redis.Options, len(urls))
+	for i, u := range urls {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis URL %s: %w", redactURL(u), err)
+		}
+		opts[i] = o
+	}
+	if len(opts) == 1 {
+		return redis.NewClient(opts[0]), nil
+	}
+	o := opts[0]
+	addrs := make([]string, len(opts))
+	for i, x := range opts {
+		addrs[i] = x.Addr
+	}
+	return redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:     addrs,
+		Username:  o.Username,
+		Password:  o.Password,
+		TLSConfig: o.TLSConfig,
+	}), nil
+}
+
+// redactURL hides the password of a URL for error messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// Close releases the connections.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// Client is the underlying client, for the streamer's subscriptions.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// ServerChannel is the pub/sub channel carrying each new server sample as
+// the JSON of metric.RawServerMetric.
+func (s *Store) ServerChannel(serverID string) string { return s.prefix + "live:server:" + serverID }
+
+// InstanceChannel is the pub/sub channel carrying each new instance reading
+// as the JSON of metric.RawInstanceMetric.
+func (s *Store) InstanceChannel(instanceID string) string {
+	return s.prefix + "live:instance:" + instanceID
+}
+
+// Periods lists the standard periods plus the configured extras a tier can
+// serve.
+func (s *Store) Periods() []metric.Period { return slices.Clone(s.periods) }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.wrap(s.rdb.Ping(ctx).Err())
+}
+
+// tierFor picks the finest tier whose retention covers p and which serves it
+// in at most MaxPoints points.
+func (s *Store) tierFor(p metric.Period) (Tier, error) {
+	for _, t := range s.tiers {
+		if t.Retention >= p.Window && int64(p.Window/t.Resolution) <= int64(s.maxPoints) {
+			return t, nil
+		}
+	}
+	return Tier{}, metric.Errorf(metric.ErrInvalid, "period %s cannot be served by the configured tiers", p.Name)
+}
+
+// Key layout. Series keys: prefix + "{s:<id>}:" or "{i:<uuid>}:" + suffix.
+func (s *Store) serverTag(id string) string   { return s.prefix + "{s:" + id + "}:" }
+func (s *Store) instanceTag(id string) string { return s.prefix + "{i:" + id + "}:" }
+func tierKey(tag string, t Tier) string       { return tag + "r" + itoa(int64(t.Resolution/time.Second)) }
+func latestKey(tag string) string             { return tag + "latest" }
+func seenKey(tag string, day int64) string    { return tag + "seen:" + itoa(day) }
+func (s *Store) serversKey() string           { return s.prefix + "servers" }
+func (s *Store) instancesKey() string         { return s.prefix + "instances" }
+func (s *Store) instancesSeenKey() string     { return s.prefix + "instances:seen" }
+func (s *Store) hostsKey() string             { return s.prefix + "hosts" }
+
+// wrap turns connectivity failures into metric.ErrUnavailable (503 +
+// Retry-After upstream) and leaves other errors as they are.
+func (s *Store) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if unavailable(err) {
+		s.logger.Warn("redis unavailable", "err", err)
+		return metric.Errorf(metric.ErrUnavailable, "redis unavailable: %v", shortErr(err))
+	}
+	return err
+}
+
+func unavailable(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &ne), errors.As(err, &oe),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
+		redis.IsLoadingError(err), redis.IsClusterDownError(err),
+		redis.HasErrorPrefix(err, "TRYAGAIN"), redis.HasErrorPrefix(err, "MASTERDOWN"):
+		return true
+	}
+	return false
+}
+
+// shortErr keeps the client message free of addresses.
+func shortErr(err error) string {
+	switch {
+	case errors.Is(err, redis.ErrPoolTimeout):
+		return "connection pool timeout"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case redis.IsLoadingError(err):
+		return "loading"
+	case redis.IsClusterDownError(err):
+		return "cluster down"
+	}
+	return "connection failed"
+}
