@@ -129,7 +129,9 @@ while q + stride - 1 <= #ARGV do
     acc = acc + 1
     if not expired[sk] then
       expired[sk] = true
-      redis.call('EXPIREAT', sk, ts - ts % 86400 + 86400 + longest)
+      -- relative to the caller's clock, not Redis's: the bitmap must
+      -- outlive every sample of its day by the longest retention
+      redis.call('EXPIRE', sk, math.max(1, ts - ts % 86400 + 86400 + longest - now))
     end
     for t = 1, T do
       local b = ts - ts % res[t]

@@ -227,6 +227,17 @@ func newClient(raw string) (redis.UniversalClient, error) {
 		}
 		opts[i] = o
 	}
+	for _, o := range opts {
+		// Fail fast when Redis is away: handlers answer 503 + Retry-After
+		// and the reporter re-sends (ingest is idempotent), so long retry
+		// loops would only hold requests open. Explicit URL settings win.
+		if !strings.Contains(urls[0], "max_retries=") {
+			o.MaxRetries = 1
+		}
+		if !strings.Contains(urls[0], "dial_timeout=") {
+			o.DialTimeout = 2 * time.Second
+		}
+	}
 	if len(opts) == 1 {
 		return redis.NewClient(opts[0]), nil
 	}
@@ -236,10 +247,12 @@ func newClient(raw string) (redis.UniversalClient, error) {
 		addrs[i] = x.Addr
 	}
 	return redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:     addrs,
-		Username:  o.Username,
-		Password:  o.Password,
-		TLSConfig: o.TLSConfig,
+		Addrs:       addrs,
+		MaxRetries:  o.MaxRetries,
+		DialTimeout: o.DialTimeout,
+		Username:    o.Username,
+		Password:    o.Password,
+		TLSConfig:   o.TLSConfig,
 	}), nil
 }
 

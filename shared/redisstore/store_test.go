@@ -2,32 +2,67 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redistest"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
-// base is a fixed instant on a 30-minute boundary, so bucket math in the
-// tests is easy to read.
+// base is a fixed instant on a 30-minute boundary, so the bucket math in
+// the tests is easy to follow.
 var base = time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
 
-// clock is an injectable time source.
+// clock is the injected time source: tests move it instead of sleeping.
 type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-func openTest(t *testing.T, mod func(*Config)) (*Store, *clock) {
+// backend gives a test a Redis URL and an isolated key prefix.
+type backend struct {
+	name string
+	open func(t *testing.T) (url, prefix string)
+}
+
+// backends: every test runs against a real redis-server and, since
+// miniredis runs our Lua (gopher-lua), against miniredis too.
+var backends = []backend{
+	{"redis", func(t *testing.T) (string, string) {
+		r := redistest.New(t)
+		return r.URL, r.Prefix
+	}},
+	{"miniredis", func(t *testing.T) (string, string) {
+		m := miniredis.RunT(t)
+		return "redis://" + m.Addr(), "vitals:"
+	}},
+}
+
+// suite runs fn as a parallel subtest per backend.
+func suite(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}
+
+func openOn(t *testing.T, b backend, mod func(*Config)) (*Store, *clock) {
 	t.Helper()
-	r := redistest.New(t)
+	url, prefix := b.open(t)
 	c := &clock{t: base.Add(time.Hour)}
 	cfg := DefaultConfig()
-	cfg.URL = r.URL
-	cfg.Prefix = r.Prefix
+	cfg.URL = url
+	cfg.Prefix = prefix
 	cfg.Now = c.Now
 	if mod != nil {
 		mod(&cfg)
@@ -40,36 +75,627 @@ func openTest(t *testing.T, mod func(*Config)) (*Store, *clock) {
 	return s, c
 }
 
+func u64(v uint64) *uint64   { return &v }
+func f64(v float64) *float64 { return &v }
+
 func sample(at time.Time, cpu float64) metric.Sample {
 	return metric.Sample{
 		CollectedAt:     at,
-		CPUUsagePercent: cpu, CPULoad1m: cpu / 10, CPULoad5m: 1, CPULoad15m: 1,
+		CPUUsagePercent: cpu, CPULoad1m: cpu / 10, CPULoad5m: 1, CPULoad15m: 0.5,
 		RAMTotalBytes: 8 << 30, RAMUsedBytes: 4 << 30, RAMAvailableBytes: 4 << 30, RAMUsagePercent: 50,
 		DiskTotalBytes: 100 << 30, DiskUsedBytes: 40 << 30, DiskAvailableBytes: 60 << 30, DiskUsagePercent: 40,
-		NetworkRxBytes: uint64(at.Unix()), NetworkTxBytes: 2 * uint64(at.Unix()), UptimeSeconds: 1000,
+		NetworkRxBytes: uint64(at.Unix()), NetworkTxBytes: 2 * uint64(at.Unix()), UptimeSeconds: uint64(at.Unix() - base.Unix()),
+		SwapTotalBytes: u64(2 << 30), SwapUsedBytes: u64(1 << 20),
+		NetworkRxBytesPerSec: f64(cpu * 100), NetworkTxBytesPerSec: f64(cpu * 10),
 	}
 }
 
-func TestSmoke(t *testing.T) {
+func mustIngest(t *testing.T, s *Store, id string, batch []metric.Sample) metric.IngestResult {
+	t.Helper()
+	res, err := s.Ingest(context.Background(), id, batch)
+	if err != nil {
+		t.Fatalf("Ingest: %v", err)
+	}
+	return res
+}
+
+func points(t *testing.T, s *Store, id string, p metric.Period, now time.Time) []metric.ServerMetric {
+	t.Helper()
+	pts, err := s.ServerMetrics(context.Background(), id, p, now)
+	if err != nil {
+		t.Fatalf("ServerMetrics(%s): %v", p.Name, err)
+	}
+	return pts
+}
+
+func TestRollupAcrossTiers(t *testing.T) {
+	at := base.Add(50 * time.Minute) // in one bucket of every default tier
+	cases := []struct {
+		name     string
+		offsets  []int // seconds after at, in batch order
+		cpus     []float64
+		wantAvg  float64
+		wantMax  float64
+		wantLast int // offset whose counters must win
+	}{
+		{"one sample", []int{0}, []float64{12.5}, 12.5, 12.5, 0},
+		{"three in order", []int{0, 3, 6}, []float64{10, 20, 60}, 30, 60, 6},
+		{"out of order", []int{6, 0, 3}, []float64{60, 10, 20}, 30, 60, 6},
+		{"rounded inputs", []int{1, 2}, []float64{33.333, 66.666}, 50, 66.67, 2},
+	}
+	tiers := []metric.Period{metric.Period1h, metric.Period6h, metric.Period24h, metric.Period7d}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			suite(t, func(t *testing.T, b backend) {
+				s, c := openOn(t, b, nil)
+				// Each sample its own Ingest call, to exercise the
+				// read-modify-write of stored members, then once more as
+				// one batch on a second server (in-script merging).
+				for i, off := range tc.offsets {
+					mustIngest(t, s, "single", []metric.Sample{sample(at.Add(time.Duration(off)*time.Second), tc.cpus[i])})
+				}
+				var batch []metric.Sample
+				for i, off := range tc.offsets {
+					batch = append(batch, sample(at.Add(time.Duration(off)*time.Second), tc.cpus[i]))
+				}
+				mustIngest(t, s, "batched", batch)
+				for _, id := range []string{"single", "batched"} {
+					for _, p := range tiers {
+						pts := points(t, s, id, p, c.t)
+						if len(pts) != 1 {
+							t.Fatalf("%s %s: %d points, want 1", id, p.Name, len(pts))
+						}
+						pt := pts[0]
+						last := at.Add(time.Duration(tc.wantLast) * time.Second)
+						if pt.Samples != len(tc.offsets) || pt.CPUUsagePercent != tc.wantAvg || pt.CPUUsagePercentMax != tc.wantMax {
+							t.Errorf("%s %s: samples %d avg %v max %v, want %d %v %v", id, p.Name, pt.Samples, pt.CPUUsagePercent, pt.CPUUsagePercentMax, len(tc.offsets), tc.wantAvg, tc.wantMax)
+						}
+						if pt.NetworkRxBytes != uint64(last.Unix()) || pt.NetworkTxBytes != 2*uint64(last.Unix()) || pt.UptimeSeconds != uint64(last.Unix()-base.Unix()) {
+							t.Errorf("%s %s: counters %d/%d/%d, want those of %s", id, p.Name, pt.NetworkRxBytes, pt.NetworkTxBytes, pt.UptimeSeconds, last)
+						}
+						if pt.RAMUsedBytes != 4<<30 || pt.RAMUsedBytesMax != 4<<30 || pt.SwapTotalBytes != 2<<30 || pt.SwapUsedBytes != 1<<20 || pt.RAMTotalBytes != 8<<30 {
+							t.Errorf("%s %s: bytes wrong: %+v", id, p.Name, pt)
+						}
+						res, _ := s.tierFor(p)
+						bucket := at.Truncate(res.Resolution)
+						if !pt.CollectedAt.Equal(bucket) || pt.ID != metric.PointID(id, res.Resolution, bucket) {
+							t.Errorf("%s %s: point %s at %s, want bucket %s", id, p.Name, pt.ID, pt.CollectedAt, bucket)
+						}
+						if pt.NetworkRxBytesPerSecMax != tc.wantMax*100 && tc.name != "rounded inputs" {
+							t.Errorf("%s %s: rx rate max %v", id, p.Name, pt.NetworkRxBytesPerSecMax)
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestOneSecondSamplesBucketTo10s(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		var batch []metric.Sample
+		start := base.Add(50 * time.Minute)
+		for i := range 30 {
+			batch = append(batch, sample(start.Add(time.Duration(i)*time.Second), float64(i)))
+		}
+		if res := mustIngest(t, s, "fast", batch); res.Accepted != 30 {
+			t.Fatalf("accepted %d", res.Accepted)
+		}
+		pts := points(t, s, "fast", metric.Period1h, c.t)
+		if len(pts) != 3 {
+			t.Fatalf("%d points at 10s, want 3", len(pts))
+		}
+		for i, pt := range pts {
+			want := 4.5 + 10*float64(i)
+			if pt.Samples != 10 || pt.CPUUsagePercent != want || pt.CPUUsagePercentMax != float64(10*i+9) {
+				t.Errorf("point %d: samples %d avg %v max %v, want 10 %v %v", i, pt.Samples, pt.CPUUsagePercent, pt.CPUUsagePercentMax, want, 10*i+9)
+			}
+			if !pt.CollectedAt.Equal(start.Add(time.Duration(10*i) * time.Second)) {
+				t.Errorf("point %d at %s", i, pt.CollectedAt)
+			}
+		}
+		if !pts[0].CollectedAt.Before(pts[1].CollectedAt) {
+			t.Error("points not oldest first")
+		}
+		if pts := points(t, s, "fast", metric.Period6h, c.t); len(pts) != 1 || pts[0].Samples != 30 || pts[0].CPUUsagePercent != 14.5 {
+			t.Errorf("1m tier: %+v", pts)
+		}
+	})
+}
+
+func TestIdempotency(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		start := base.Add(40 * time.Minute)
+		var batch []metric.Sample
+		for i := range 20 {
+			batch = append(batch, sample(start.Add(time.Duration(i)*5*time.Second), float64(i)))
+		}
+		if res := mustIngest(t, s, "idem", batch); res != (metric.IngestResult{Accepted: 20}) {
+			t.Fatalf("first: %+v", res)
+		}
+		before := map[string][]metric.ServerMetric{}
+		for _, p := range metric.StandardPeriods {
+			before[p.Name] = points(t, s, "idem", p, c.t)
+		}
+		if res := mustIngest(t, s, "idem", batch); res != (metric.IngestResult{Duplicates: 20}) {
+			t.Fatalf("re-sent: %+v", res)
+		}
+		// Overlapping: the last 10 again plus 10 new; and a sub-second
+		// variant of a stored second is the same sample.
+		over := append([]metric.Sample{}, batch[10:]...)
+		for i := 20; i < 30; i++ {
+			over = append(over, sample(start.Add(time.Duration(i)*5*time.Second), float64(i)))
+		}
+		over = append(over, sample(start.Add(500*time.Millisecond), 99))
+		if res := mustIngest(t, s, "idem", over); res != (metric.IngestResult{Accepted: 10, Duplicates: 11}) {
+			t.Fatalf("overlap: %+v", res)
+		}
+		for _, p := range metric.StandardPeriods {
+			after := points(t, s, "idem", p, c.t)
+			total := 0
+			for _, pt := range after {
+				total += pt.Samples
+			}
+			if total != 30 {
+				t.Errorf("%s: %d samples stored, want 30", p.Name, total)
+			}
+		}
+		// Re-sending the first batch alone changes nothing.
+		mustIngest(t, s, "idem", batch)
+		if got := points(t, s, "idem", metric.Period1h, c.t); len(got) == 0 || got[0] != before["1h"][0] {
+			t.Errorf("first 10s point changed: %+v vs %+v", got[0], before["1h"][0])
+		}
+	})
+}
+
+func TestRetentionAndStale(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		c.t = base
+		mustIngest(t, s, "ret", []metric.Sample{sample(base.Add(5*time.Second), 10)})
+		key10 := tierKey(s.serverTag("ret"), s.tiers[0])
+		key1m := tierKey(s.serverTag("ret"), s.tiers[1])
+		// Just under the 10 s tier's retention: still there.
+		c.t = base.Add(time.Hour)
+		mustIngest(t, s, "ret", []metric.Sample{sample(c.t, 20)})
+		if n := s.Client().ZCard(ctx, key10).Val(); n != 2 {
+			t.Fatalf("10s tier holds %d, want 2", n)
+		}
+		// Past it: the old bucket is trimmed on the next write, the 1m
+		// tier keeps both.
+		c.t = base.Add(time.Hour + 20*time.Second)
+		mustIngest(t, s, "ret", []metric.Sample{sample(c.t, 30)})
+		if n := s.Client().ZCard(ctx, key10).Val(); n != 2 {
+			t.Errorf("10s tier holds %d after trim, want 2", n)
+		}
+		if n := s.Client().ZCard(ctx, key1m).Val(); n != 2 {
+			t.Errorf("1m tier holds %d, want 2", n)
+		}
+		if ttl := s.Client().TTL(ctx, key10).Val(); ttl <= 0 || ttl > time.Hour+10*time.Second {
+			t.Errorf("10s tier TTL %s", ttl)
+		}
+		// Older than the longest retention: stale, stored nowhere.
+		old := sample(c.t.Add(-7*24*time.Hour-time.Minute), 1)
+		if res := mustIngest(t, s, "ret", []metric.Sample{old, sample(c.t.Add(time.Second), 5)}); res != (metric.IngestResult{Accepted: 1, Stale: 1}) {
+			t.Errorf("stale: %+v", res)
+		}
+		// Every key of the series carries a TTL (idle series vanish).
+		keys, _ := s.Client().Keys(ctx, s.serverTag("ret")+"*").Result()
+		for _, k := range keys {
+			if ttl := s.Client().TTL(ctx, k).Val(); ttl <= 0 {
+				t.Errorf("key %s has no TTL (%s)", k, ttl)
+			}
+		}
+	})
+}
+
+func TestPeriodMapping(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		extra, err := ParsePeriods("30d, 90d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tiers, err := ParseTiers("10s:1h,1m:6h,5m:24h,30m:7d,2h:90d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, c := openOn(t, b, func(cfg *Config) {
+			cfg.Tiers = tiers
+			cfg.Periods = append(extra, metric.Period{Name: "1y", Window: 365 * 24 * time.Hour})
+		})
+		want := map[string]time.Duration{"1h": 10 * time.Second, "6h": time.Minute, "24h": 5 * time.Minute, "7d": 30 * time.Minute, "30d": 2 * time.Hour}
+		var names []string
+		for _, p := range s.Periods() {
+			names = append(names, p.Name)
+			tier, err := s.tierFor(p)
+			if err != nil || tier.Resolution != want[p.Name] {
+				t.Errorf("%s → %v (%v), want %s", p.Name, tier.Resolution, err, want[p.Name])
+			}
+			if n := int(p.Window / tier.Resolution); n > s.maxPoints {
+				t.Errorf("%s: %d points > %d", p.Name, n, s.maxPoints)
+			}
+		}
+		if strings.Join(names, ",") != "1h,6h,24h,7d,30d" {
+			t.Errorf("Periods() = %v (90d needs 1080 points, 1y has no tier)", names)
+		}
+		_, err = s.ServerMetrics(context.Background(), "x", metric.Period{Name: "1y", Window: 365 * 24 * time.Hour}, c.t)
+		if !errors.Is(err, metric.ErrInvalid) {
+			t.Errorf("1y: %v, want ErrInvalid", err)
+		}
+		// More than an hour of 1 s samples: the 1h query returns at most
+		// 360 points.
+		var batch []metric.Sample
+		for i := range 4000 {
+			batch = append(batch, sample(c.t.Add(-time.Duration(i)*time.Second), 1))
+		}
+		mustIngest(t, s, "many", batch)
+		if pts := points(t, s, "many", metric.Period1h, c.t); len(pts) != 360 {
+			t.Errorf("1h: %d points, want 360", len(pts))
+		}
+		if pts := points(t, s, "many", metric.Period6h, c.t); len(pts) != 68 {
+			t.Errorf("6h: %d points, want 68", len(pts))
+		}
+	})
+}
+
+func TestInstancesAndIndex(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		dbID := metric.InstanceUUID("app1", "postgres")
+		webID := metric.InstanceUUID("app1", "nginx")
+		mk := func(at time.Time, cpu float64) metric.Sample {
+			smp := sample(at, cpu)
+			smp.Instances = []metric.InstanceSample{
+				{InstanceID: dbID, Name: "postgres", CPUUsagePercent: cpu, MemoryUsedBytes: 100, MemoryLimitBytes: 1000, MemoryUsagePercent: 10, DiskReadBytes: uint64(at.Unix()), DiskWriteBytes: 7, DiskUsedBytes: u64(5), DiskTotalBytes: u64(50)},
+				{InstanceID: webID, Name: "nginx", CPUUsagePercent: 1, MemoryUsedBytes: 10, MemoryLimitBytes: 100, MemoryUsagePercent: 10},
+			}
+			return smp
+		}
+		at := base.Add(55 * time.Minute)
+		mustIngest(t, s, "app1", []metric.Sample{mk(at, 10), mk(at.Add(2*time.Second), 30)})
+		c.t = base.Add(time.Hour + 5*time.Minute)
+		mustIngest(t, s, "other", []metric.Sample{sample(base.Add(time.Hour+time.Minute), 1)})
+
+		info, err := s.Instance(ctx, dbID)
+		if err != nil || info != (metric.InstanceInfo{ID: dbID, Name: "postgres", ServerID: "app1"}) {
+			t.Fatalf("Instance: %+v %v", info, err)
+		}
+		pts, err := s.InstanceMetrics(ctx, dbID, metric.Period1h, c.t)
+		if err != nil || len(pts) != 1 {
+			t.Fatalf("InstanceMetrics: %+v %v", pts, err)
+		}
+		p := pts[0]
+		if p.Samples != 2 || p.CPUUsagePercent != 20 || p.CPUUsagePercentMax != 30 || p.DiskReadBytes != uint64(at.Unix()+2) ||
+			p.DiskUsedBytes == nil || *p.DiskUsedBytes != 5 || p.Name != "postgres" || p.ServerID != "app1" || p.InstanceID != dbID {
+			t.Errorf("instance point: %+v", p)
+		}
+		if pts, _ := s.InstanceMetrics(ctx, webID, metric.Period1h, c.t); len(pts) != 1 || pts[0].DiskUsedBytes != nil {
+			t.Errorf("nginx has no data path, got %+v", pts)
+		}
+		latest, err := s.LatestInstance(ctx, dbID)
+		if err != nil || latest.CPUUsagePercent != 30 || !latest.CollectedAt.Equal(at.Add(2*time.Second)) || latest.Samples != 1 {
+			t.Errorf("LatestInstance: %+v %v", latest, err)
+		}
+
+		servers, err := s.Servers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(servers) != 2 || servers[0].ID != "other" || servers[1].ID != "app1" {
+			t.Fatalf("Servers not newest first: %+v", servers)
+		}
+		if !servers[1].LastSeenAt.Equal(at.Add(2*time.Second)) || len(servers[1].Instances) != 2 || servers[1].Instances[0].Name != "nginx" || len(servers[0].Instances) != 0 || servers[0].Instances == nil {
+			t.Errorf("Servers: %+v", servers)
+		}
+
+		// After the longest retention without a report, the index forgets.
+		c.t = at.Add(7*24*time.Hour + 3*time.Second)
+		servers, err = s.Servers(ctx)
+		if err != nil || len(servers) != 1 || servers[0].ID != "other" {
+			t.Errorf("after retention: %+v %v", servers, err)
+		}
+		if _, err := s.Instance(ctx, dbID); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("pruned instance: %v", err)
+		}
+
+		unknown := metric.InstanceUUID("nope", "nope")
+		if _, err := s.Instance(ctx, unknown); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("Instance unknown: %v", err)
+		}
+		if _, err := s.InstanceMetrics(ctx, unknown, metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("InstanceMetrics unknown: %v", err)
+		}
+		if _, err := s.LatestInstance(ctx, unknown); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("LatestInstance unknown: %v", err)
+		}
+	})
+}
+
+func TestUnknownServer(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		for _, id := range []string{"ghost", "bad{id}"} {
+			if _, err := s.ServerMetrics(ctx, id, metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
+				t.Errorf("ServerMetrics(%s): %v", id, err)
+			}
+			if _, err := s.LatestServer(ctx, id); !errors.Is(err, metric.ErrNotFound) {
+				t.Errorf("LatestServer(%s): %v", id, err)
+			}
+			if _, err := s.Snapshot(ctx, id); !errors.Is(err, metric.ErrNotFound) {
+				t.Errorf("Snapshot(%s): %v", id, err)
+			}
+		}
+		// Known server, nothing in the window: empty, not an error.
+		mustIngest(t, s, "quiet", []metric.Sample{sample(base.Add(-2*time.Hour), 1)})
+		if pts := points(t, s, "quiet", metric.Period1h, c.t); len(pts) != 0 {
+			t.Errorf("quiet: %+v", pts)
+		}
+		if _, err := s.Ingest(ctx, "bad{id}", []metric.Sample{sample(base, 1)}); !errors.Is(err, metric.ErrInvalid) {
+			t.Errorf("Ingest bad id: %v", err)
+		}
+	})
+}
+
+func TestSnapshotNewerWins(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, _ := openOn(t, b, nil)
+		ctx := context.Background()
+		newer := sample(base.Add(50*time.Minute), 70)
+		newer.CPUs = []metric.CPU{{Name: "cpu0", Model: "Xeon", Usage: 70}}
+		newer.Disks = []metric.Disk{{Name: "/dev/sda1", Mountpoint: "/", Total: 10, Used: 4, Free: 6}}
+		newer.Host = &metric.HostInfo{Hostname: "h1"}
+		mustIngest(t, s, "snap", []metric.Sample{newer})
+		mustIngest(t, s, "snap", []metric.Sample{sample(base.Add(40*time.Minute), 10)})
+		snap, err := s.Snapshot(ctx, "snap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.ServerID != "snap" || !snap.CollectedAt.Equal(newer.CollectedAt) || len(snap.CPUs) != 1 || snap.CPUs[0].Model != "Xeon" || len(snap.Disks) != 1 || snap.Host == nil || snap.Host.Hostname != "h1" || snap.SwapTotalBytes == nil {
+			t.Errorf("snapshot: %+v", snap)
+		}
+		latest, err := s.LatestServer(ctx, "snap")
+		want := metric.RawServerMetric("snap", &newer, 10*time.Second)
+		if err != nil || latest != want {
+			t.Errorf("LatestServer: %+v %v, want %+v", latest, err, want)
+		}
+		newest := sample(base.Add(55*time.Minute), 1)
+		mustIngest(t, s, "snap", []metric.Sample{newest, sample(base.Add(30*time.Minute), 2)})
+		if snap, _ := s.Snapshot(ctx, "snap"); !snap.CollectedAt.Equal(newest.CollectedAt) || len(snap.CPUs) != 0 {
+			t.Errorf("snapshot not replaced by newer: %+v", snap)
+		}
+	})
+}
+
+func TestPublish(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, _ := openOn(t, b, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		inID := metric.InstanceUUID("live", "db")
+		sub := s.Client().Subscribe(ctx, s.ServerChannel("live"), s.InstanceChannel(inID))
+		defer sub.Close()
+		if _, err := sub.Receive(ctx); err != nil { // subscription confirmed
+			t.Fatal(err)
+		}
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mk := func(at time.Time) metric.Sample {
+			smp := sample(at, 5)
+			smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db", CPUUsagePercent: 3}}
+			return smp
+		}
+		s1, s2 := mk(base.Add(50*time.Minute)), mk(base.Add(50*time.Minute+10*time.Second))
+		mustIngest(t, s, "live", []metric.Sample{s2, s1}) // both new, sent oldest first
+		mustIngest(t, s, "live", []metric.Sample{s1})     // duplicate: nothing
+		mustIngest(t, s, "live", []metric.Sample{mk(base.Add(40 * time.Minute))})
+		s3 := mk(base.Add(51 * time.Minute)) // backfilled older one above: nothing; this one: yes
+		mustIngest(t, s, "live", []metric.Sample{s3})
+
+		var gotServer []metric.ServerMetric
+		var gotInstance []metric.InstanceMetric
+		for len(gotServer) < 3 || len(gotInstance) < 3 {
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatalf("receive: %v (server %d, instance %d)", err, len(gotServer), len(gotInstance))
+			}
+			if msg.Channel == s.ServerChannel("live") {
+				var m metric.ServerMetric
+				if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
+					t.Fatal(err)
+				}
+				gotServer = append(gotServer, m)
+			} else {
+				var m metric.InstanceMetric
+				if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
+					t.Fatal(err)
+				}
+				gotInstance = append(gotInstance, m)
+			}
+		}
+		for i, want := range []metric.Sample{s1, s2, s3} {
+			w := metric.RawServerMetric("live", &want, 10*time.Second)
+			if !gotServer[i].CollectedAt.Equal(w.CollectedAt) || gotServer[i].ID != w.ID || gotServer[i].CPUUsagePercent != 5 {
+				t.Errorf("server message %d: %+v, want %+v", i, gotServer[i], w)
+			}
+			if !gotInstance[i].CollectedAt.Equal(want.CollectedAt) || gotInstance[i].InstanceID != inID || gotInstance[i].ServerID != "live" {
+				t.Errorf("instance message %d: %+v", i, gotInstance[i])
+			}
+		}
+		// Nothing else was published (the duplicate and the backfill).
+		_ = s.Client().Publish(ctx, s.ServerChannel("live"), "end").Err()
+		for {
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg.Channel == s.ServerChannel("live") {
+				if msg.Payload != "end" {
+					t.Errorf("unexpected extra message: %s", msg.Payload)
+				}
+				break
+			}
+			t.Errorf("unexpected extra instance message: %s", msg.Payload)
+		}
+	})
+}
+
+func TestHostKeys(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		if _, err := s.HostKey(ctx, "h1"); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("unknown host: %v", err)
+		}
+		k1, err := s.AddHost(ctx, "h2")
+		if err != nil || len(k1) != 64 {
+			t.Fatalf("AddHost: %q %v", k1, err)
+		}
+		c.t = c.t.Add(time.Minute)
+		if _, err := s.AddHost(ctx, "h1"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.HostKey(ctx, "h2")
+		if err != nil || string(got) != string(k1) {
+			t.Errorf("HostKey: %v", err)
+		}
+		k2, _ := s.AddHost(ctx, "h2") // rotate
+		if got, _ := s.HostKey(ctx, "h2"); string(got) != string(k2) || string(k2) == string(k1) {
+			t.Error("rotation did not replace the key")
+		}
+		hosts, err := s.Hosts(ctx)
+		if err != nil || len(hosts) != 2 || hosts[0].ServerID != "h1" || hosts[1].ServerID != "h2" || !hosts[0].CreatedAt.Equal(c.t) {
+			t.Errorf("Hosts: %+v %v", hosts, err)
+		}
+		if err := s.RevokeHost(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.HostKey(ctx, "h2"); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("revoked: %v", err)
+		}
+		if err := s.RevokeHost(ctx, "h2"); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("revoke twice: %v", err)
+		}
+		if _, err := s.AddHost(ctx, "bad id"); !errors.Is(err, metric.ErrInvalid) {
+			t.Errorf("bad id: %v", err)
+		}
+	})
+}
+
+func TestSeriesKeysShareHashTag(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, _ := openOn(t, b, nil)
+		ctx := context.Background()
+		inID := metric.InstanceUUID("tagged", "db")
+		smp := sample(base.Add(50*time.Minute), 1)
+		smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db"}}
+		// Two days, so two seen bitmaps.
+		mustIngest(t, s, "tagged", []metric.Sample{smp, sample(base.Add(-13*time.Hour), 2)})
+		if _, err := s.AddHost(ctx, "tagged"); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := s.Client().Keys(ctx, s.prefix+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		global := map[string]bool{s.serversKey(): true, s.instancesKey(): true, s.instancesSeenKey(): true, s.hostsKey(): true}
+		var server, instance int
+		for _, k := range keys {
+			switch {
+			case global[k]:
+			case strings.HasPrefix(k, s.prefix+"{s:tagged}:"):
+				server++
+			case strings.HasPrefix(k, s.prefix+"{i:"+inID+"}:"):
+				instance++
+			default:
+				t.Errorf("key %s carries no series hash tag", k)
+			}
+		}
+		// 4 tiers + latest + 2 day bitmaps; instance: 4 tiers + latest + 1 bitmap.
+		if server != 7 || instance != 6 {
+			t.Errorf("server keys %d, instance keys %d; keys: %v", server, instance, keys)
+		}
+	})
+}
+
+func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	s, _ := openTest(t, nil)
+	srv := redistest.StartServer(t)
 	ctx := context.Background()
-	var batch []metric.Sample
-	for i := range 6 {
-		batch = append(batch, sample(base.Add(50*time.Minute+time.Duration(i)*time.Second), float64(10*i)))
-	}
-	res, err := s.Ingest(ctx, "web1", batch)
+	cfg := DefaultConfig()
+	cfg.URL = srv.URL
+	s, err := Open(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Accepted != 6 {
-		t.Fatalf("res %+v", res)
+	defer s.Close()
+	srv.Stop()
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, metric.ErrUnavailable) || !strings.HasPrefix(err.Error(), "redis unavailable") || strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("%s: %v, want a client-safe ErrUnavailable", what, err)
+		}
 	}
-	pts, err := s.ServerMetrics(ctx, "web1", metric.Period1h, base.Add(time.Hour))
+	_, err = s.Ingest(ctx, "down", []metric.Sample{sample(time.Now(), 1)})
+	check("Ingest", err)
+	_, err = s.ServerMetrics(ctx, "down", metric.Period1h, time.Now())
+	check("ServerMetrics", err)
+	_, err = s.Servers(ctx)
+	check("Servers", err)
+	_, err = s.HostKey(ctx, "down")
+	check("HostKey", err)
+	check("Ping", s.Ping(ctx))
+	_, err = Open(ctx, cfg, nil)
+	check("Open", err)
+	// Back up (empty): the store works again without reopening.
+	srv.Restart(t)
+	if res, err := s.Ingest(ctx, "down", []metric.Sample{sample(time.Now(), 1)}); err != nil || res.Accepted != 1 {
+		t.Errorf("after restart: %+v %v", res, err)
+	}
+}
+
+func TestConfigParsing(t *testing.T) {
+	t.Parallel()
+	tiers, err := ParseTiers("30m:7d, 10s:1h,1m:6h,5m:24h")
+	if err != nil || len(tiers) != 4 || tiers[0] != (Tier{10 * time.Second, time.Hour}) || tiers[3] != (Tier{30 * time.Minute, 7 * 24 * time.Hour}) {
+		t.Errorf("ParseTiers: %v %v", tiers, err)
+	}
+	for _, bad := range []string{"", "10s", "10s:1h,10s:2h", "500ms:1h", "1h:10s", "x:1h", "10s:y"} {
+		if _, err := ParseTiers(bad); err == nil {
+			t.Errorf("ParseTiers(%q) accepted", bad)
+		}
+	}
+	if ps, err := ParsePeriods("30d,90d"); err != nil || len(ps) != 2 || ps[1] != (metric.Period{Name: "90d", Window: 90 * 24 * time.Hour}) {
+		t.Errorf("ParsePeriods: %v %v", ps, err)
+	}
+	if _, err := ParsePeriods("30x"); err == nil {
+		t.Error("ParsePeriods accepted 30x")
+	}
+	c, err := newClient("redis://:secret@127.0.0.1:1/2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pts) != 1 || pts[0].Samples != 6 || pts[0].CPUUsagePercent != 25 || pts[0].CPUUsagePercentMax != 50 {
-		t.Fatalf("pts %+v", pts)
+	if cl, ok := c.(*redis.Client); !ok || cl.Options().Password != "secret" || cl.Options().DB != 2 {
+		t.Errorf("single URL: %T", c)
+	}
+	c.Close()
+	c, err = newClient("redis://127.0.0.1:1, redis://127.0.0.1:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*redis.ClusterClient); !ok {
+		t.Errorf("URL list: %T, want cluster client", c)
+	}
+	c.Close()
+	if _, err := newClient("http://x"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("bad scheme: %v", err)
+	}
+	if _, err := Open(context.Background(), Config{URL: "redis://127.0.0.1:1", Prefix: "a{b"}, nil); err == nil {
+		t.Error("prefix with a brace accepted")
 	}
 }
