@@ -21,15 +21,16 @@ import (
 // decoder below share:
 //
 //	A  averaged float gauge followed by its max (3 decimals)
-//	B  averaged byte gauge followed by its max (integer)
+//	B  averaged byte gauge followed by its max (integer, base 36)
 //	a  averaged float gauge, no max
-//	b  averaged byte gauge, no max
+//	b  averaged byte gauge, no max (base 36)
 //	L  last value: the string of the newest sample, kept verbatim (counters,
 //	   totals; "" means absent)
 //
 // A max equal to its average is stored as "" (always the case for one
-// sample), and numbers are minimally formatted, to keep members small: the
-// member text is most of a series' memory.
+// sample), integers (bucket start, n, offset, bytes, counters) are written
+// in base 36 and floats with at most three decimals, to keep members small:
+// the member text is most of a series' memory (docs/PERFORMANCE.md).
 
 // Server fields, in member order.
 const serverSpec = "AAaaLBbALbbALLLLBAA"
@@ -44,7 +45,7 @@ func fmtFloat(v float64) string {
 	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }
 
-func fmtUint(v uint64) string { return strconv.FormatUint(v, 10) }
+func fmtUint(v uint64) string { return strconv.FormatUint(v, 36) }
 
 func fmtOptUint(p *uint64) string {
 	if p == nil {
@@ -126,8 +127,9 @@ func decodeMember(s, spec string) (member, bool) {
 	if len(parts) != want {
 		return member{}, false
 	}
-	b, err1 := strconv.ParseInt(parts[0], 10, 64)
-	n, err2 := strconv.Atoi(parts[1])
+	b, err1 := strconv.ParseInt(parts[0], 36, 64)
+	n64, err2 := strconv.ParseInt(parts[1], 36, 0)
+	n := int(n64)
 	if err1 != nil || err2 != nil {
 		return member{}, false
 	}
@@ -152,17 +154,10 @@ func pf(s string) float64 {
 	return v
 }
 
-// pu parses an integer field; averaged byte gauges are integral already, but
-// tolerate a float so a hand-edited or older member cannot break a query.
+// pu parses an integer field (base 36).
 func pu(s string) uint64 {
-	if v, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return v
-	}
-	f, _ := strconv.ParseFloat(s, 64)
-	if f <= 0 {
-		return 0
-	}
-	return uint64(f)
+	v, _ := strconv.ParseUint(s, 36, 64)
+	return v
 }
 
 func puOpt(s string) *uint64 {

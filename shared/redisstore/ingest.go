@@ -43,8 +43,26 @@ local latest = KEYS[T + 1]
 local cur0 = tonumber(redis.call('HGET', latest, 't') or '-1')
 local cur = cur0
 
+local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function b36(v)
+  v = math.floor(v + 0.5)
+  if v <= 0 then return '0' end
+  local out = {}
+  while v > 0 do
+    local d = v % 36
+    table.insert(out, 1, string.sub(digits, d + 1, d + 1))
+    v = (v - d) / 36
+  end
+  return table.concat(out)
+end
+
+local function num(k, s)
+  if k == 'B' or k == 'b' then return tonumber(s, 36) or 0 end
+  return tonumber(s) or 0
+end
+
 local function fmt(k, v)
-  if k == 'B' or k == 'b' then return string.format('%.0f', v) end
+  if k == 'B' or k == 'b' then return b36(v) end
   local s = string.format('%.3f', v)
   s = string.gsub(s, '0+$', '')
   s = string.gsub(s, '%.$', '')
@@ -63,18 +81,18 @@ end
 local function decode(m)
   local parts = {}
   for f in string.gmatch(m .. '|', '([^|]*)|') do parts[#parts + 1] = f end
-  local a = {n = tonumber(parts[2]), last = tonumber(parts[1]) + tonumber(parts[3]), old = m, v = {}, x = {}}
+  local a = {n = tonumber(parts[2], 36), last = tonumber(parts[1], 36) + tonumber(parts[3], 36), old = m, v = {}, x = {}}
   local j = 4
   for i = 1, nf do
     local k = kinds[i]
     if k == 'L' then
       a.v[i] = parts[j]; j = j + 1
     elseif k == 'A' or k == 'B' then
-      a.v[i] = tonumber(parts[j]) or 0
-      if parts[j + 1] == '' then a.x[i] = a.v[i] else a.x[i] = tonumber(parts[j + 1]) or 0 end
+      a.v[i] = num(k, parts[j])
+      if parts[j + 1] == '' then a.x[i] = a.v[i] else a.x[i] = num(k, parts[j + 1]) end
       j = j + 2
     else
-      a.v[i] = tonumber(parts[j]) or 0; j = j + 1
+      a.v[i] = num(k, parts[j]); j = j + 1
     end
   end
   return a
@@ -88,7 +106,7 @@ local function merge(a, ts, o)
     if k == 'L' then
       if ts > a.last then a.v[i] = s end
     else
-      local x = tonumber(s) or 0
+      local x = num(k, s)
       a.v[i] = a.v[i] + (x - a.v[i]) / a.n
       if (k == 'A' or k == 'B') and (a.x[i] == nil or x > a.x[i]) then a.x[i] = x end
     end
@@ -97,7 +115,7 @@ local function merge(a, ts, o)
 end
 
 local function encode(a)
-  local out = {string.format('%d', a.b), string.format('%d', a.n), string.format('%d', a.last - a.b)}
+  local out = {b36(a.b), b36(a.n), b36(a.last - a.b)}
   for i = 1, nf do
     local k = kinds[i]
     if k == 'L' then
@@ -116,13 +134,19 @@ local function encode(a)
 end
 
 local acc, dup = 0, 0
-local cache, order, expired = {}, {}, {}
+local cache, order, expired, sized = {}, {}, {}, {}
 local snapNew = false
 local stride = 3 + nf
 local q = p
 while q + stride - 1 <= #ARGV do
   local ts = tonumber(ARGV[q])
   local sk = KEYS[T + 2 + tonumber(ARGV[q + 1])]
+  if not sized[sk] then
+    sized[sk] = true
+    -- Size a new day's bitmap once, exactly: growing it bit by bit lets
+    -- Redis over-allocate (greedy sds growth), up to twice the 10800 bytes.
+    if redis.call('EXISTS', sk) == 0 then redis.call('SETBIT', sk, 86399, 0) end
+  end
   if redis.call('SETBIT', sk, ts % 86400, 1) == 1 then
     dup = dup + 1
   else

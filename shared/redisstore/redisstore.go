@@ -237,6 +237,7 @@ func newClient(raw string) (redis.UniversalClient, error) {
 		if !strings.Contains(urls[0], "dial_timeout=") {
 			o.DialTimeout = 2 * time.Second
 		}
+		o.DialerRetries = 2
 	}
 	if len(opts) == 1 {
 		return redis.NewClient(opts[0]), nil
@@ -247,12 +248,13 @@ func newClient(raw string) (redis.UniversalClient, error) {
 		addrs[i] = x.Addr
 	}
 	return redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:       addrs,
-		MaxRetries:  o.MaxRetries,
-		DialTimeout: o.DialTimeout,
-		Username:    o.Username,
-		Password:    o.Password,
-		TLSConfig:   o.TLSConfig,
+		Addrs:         addrs,
+		MaxRetries:    o.MaxRetries,
+		DialTimeout:   o.DialTimeout,
+		DialerRetries: o.DialerRetries,
+		Username:      o.Username,
+		Password:      o.Password,
+		TLSConfig:     o.TLSConfig,
 	}), nil
 }
 
