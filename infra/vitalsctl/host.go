@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// opTimeout bounds one host command, Redis connection included, so a wrong
+// VITALS_REDIS_URL fails in seconds rather than hanging.
+const opTimeout = 30 * time.Second
+
+// redisFlags registers the flags that locate the host keys.
+type redisFlags struct{ url, prefix *string }
+
+func addRedisFlags(fs *flag.FlagSet) redisFlags {
+	return redisFlags{
+		url:    fs.String("redis-url", "", ""),
+		prefix: fs.String("redis-prefix", "", ""),
+	}
+}
+
+// open connects to the store the functions use, as configured by flags and
+// environment. The returned func closes it.
+func (rf redisFlags) open(ctx context.Context, st settings, stderr io.Writer) (metric.HostKeys, func(), error) {
+	u := st.get("redis-url", *rf.url, "VITALS_REDIS_URL", "")
+	prefix := st.get("redis-prefix", *rf.prefix, "VITALS_REDIS_PREFIX", "")
+	// Errors only: a store warning such as "redis unavailable" would just
+	// repeat the error vitalsctl prints. The store never logs keys.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	hk, closeFn, err := openHostKeys(ctx, u, prefix, logger)
+	if err != nil {
+		where := redactURLs(u)
+		if where == "" {
+			where = "the default address"
+		}
+		return nil, nil, fmt.Errorf("connect to Redis at %s (set VITALS_REDIS_URL or --redis-url): %w", where, err)
+	}
+	return hk, closeFn, nil
+}
+
+// redactURLs hides passwords in a comma-separated list of Redis URLs, for
+// error messages.
+func redactURLs(list string) string {
+	if list == "" {
+		return ""
+	}
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// serverIDArg checks the one positional argument of host add/revoke.
+func serverIDArg(cmd string, pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", usagef("%s: want exactly one server id, got %d arguments", cmd, len(pos))
+	}
+	if err := metric.CheckServerID(pos[0]); err != nil {
+		return "", usagef("%s: %v", cmd, err)
+	}
+	return pos[0], nil
+}
+
+func hostAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("host add")
+	rotate := fs.Bool("rotate", false, "")
+	rf := addRedisFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := serverIDArg("host add", pos)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	hk, closeFn, err := rf.open(ctx, newSettings(fs, getenv), stderr)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+
+	// Replacing a key cuts off the reporter using it, so it has to be asked
+	// for; and asking for it on an unknown host is most likely a typo.
+	_, err = hk.HostKey(ctx, id)
+	enrolled := err == nil
+	if err != nil && !errors.Is(err, metric.ErrNotFound) {
+		return fmt.Errorf("host add %s: %w", id, err)
+	}
+	switch {
+	case enrolled && !*rotate:
+		return fmt.Errorf("host %s is already enrolled; to replace its key run 'vitalsctl host add %s --rotate' (the old key stops working at once)", id, id)
+	case !enrolled && *rotate:
+		return fmt.Errorf("host %s is not enrolled, so there is no key to rotate; run 'vitalsctl host add %s' to enroll it", id, id)
+	}
+	key, err := hk.AddHost(ctx, id)
+	if err != nil {
+		return fmt.Errorf("host add %s: %w", id, err)
+	}
+	// stdout gets exactly the environment a reporter needs, so it can be
+	// redirected into an env file; the explanation goes to stderr.
+	fmt.Fprintf(stdout, "VITALS_SERVER_ID=%s\nVITALS_HOST_KEY=%s\n", id, key)
+	if *rotate {
+		fmt.Fprintf(stderr, "Rotated the key of host %s: the old key no longer works.\n", id)
+	} else {
+		fmt.Fprintf(stderr, "Enrolled host %s.\n", id)
+	}
+	fmt.Fprintln(stderr, "The key is shown only this once. Put the two lines above in the reporter's environment\n"+
+		"(e.g. /etc/vitals/reporter.env, mode 0600) and (re)start the reporter.")
+	return nil
+}
+
+func hostList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("host list")
+	asJSON := fs.Bool("json", false, "")
+	rf := addRedisFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("host list: unexpected argument %q", pos[0])
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	hk, closeFn, err := rf.open(ctx, newSettings(fs, getenv), stderr)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	hosts, err := hk.Hosts(ctx)
+	if err != nil {
+		return fmt.Errorf("host list: %w", err)
+	}
+	if *asJSON {
+		if hosts == nil {
+			hosts = []metric.Host{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(hosts)
+	}
+	if len(hosts) == 0 {
+		fmt.Fprintln(stderr, "No hosts enrolled. Enroll one with 'vitalsctl host add <serverId>'.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER ID\tCREATED")
+	for _, h := range hosts {
+		created := "-"
+		if !h.CreatedAt.IsZero() {
+			created = h.CreatedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", h.ServerID, created)
+	}
+	return tw.Flush()
+}
+
+func hostRevoke(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("host revoke")
+	rf := addRedisFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := serverIDArg("host revoke", pos)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	hk, closeFn, err := rf.open(ctx, newSettings(fs, getenv), stderr)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := hk.RevokeHost(ctx, id); err != nil {
+		if errors.Is(err, metric.ErrNotFound) {
+			return fmt.Errorf("host %s is not enrolled; nothing to revoke ('vitalsctl host list' shows who is)", id)
+		}
+		return fmt.Errorf("host revoke %s: %w", id, err)
+	}
+	fmt.Fprintf(stdout, "Revoked host %s: requests signed with its key are refused from now on.\n", id)
+	fmt.Fprintln(stderr, "Its history stays readable until retention expires it.")
+	return nil
+}
