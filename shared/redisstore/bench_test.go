@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redistest"
 )
@@ -188,4 +187,3 @@ func BenchmarkStoreIngest(b *testing.B) {
 	}
 }
 
-var _ = redis.Nil
