@@ -186,4 +186,3 @@ func BenchmarkStoreIngest(b *testing.B) {
 		})
 	}
 }
-
