@@ -1,0 +1,5 @@
+package collector
+
+import "os"
+
+var osGetpid = os.Getpid
