@@ -134,8 +134,8 @@ func TestProcCPUDelta(t *testing.T) {
 	a := procKey{PID: 10, Start: 1000}
 	b := procKey{PID: 11, Start: 2000}
 	recycled := procKey{PID: 10, Start: 100100} // same pid, new process since the previous tick
-	young := procKey{PID: 12, Start: 100500}   // started at 1005 s, after the previous tick
-	old := procKey{PID: 13, Start: 50000}      // started at 500 s, before it, but not seen then
+	young := procKey{PID: 12, Start: 100500}    // started at 1005 s, after the previous tick
+	old := procKey{PID: 13, Start: 50000}       // started at 500 s, before it, but not seen then
 	prevUptime := 1000.0
 	tests := []struct {
 		name      string
