@@ -220,9 +220,10 @@ func (a *Agent) sendLoop(ctx context.Context, sp *spool.Spool, wake, finalFlush 
 }
 
 // Once collects one sample, spools it, and sends everything the spool holds,
-// trying up to OnceAttempts times. It returns nil only if the spool is empty
-// afterwards: the exit code of `reporter once` says whether delivery
-// happened. Undelivered samples wait for the next run.
+// trying up to OnceAttempts times. It returns nil only if everything was
+// delivered: the exit code of `reporter once` says whether delivery
+// happened. Samples that could not be sent wait for the next run; samples
+// the server refused (4xx) are dropped and make it fail too.
 func (a *Agent) Once(ctx context.Context) error {
 	if err := a.cfg.validateSending(); err != nil {
 		return configError(err)
@@ -232,12 +233,16 @@ func (a *Agent) Once(ctx context.Context) error {
 		return err
 	}
 	defer st.close()
+	rejectedBefore := a.rejected.Load()
 	collectErr := a.collectToSpool(ctx, st.spool)
 	a.saveCounters(st.dir)
 	if err := a.flush(ctx, st.spool, metric.MaxSamplesPerBatch, a.cfg.OnceAttempts); err != nil {
 		return err
 	}
 	a.noteSpool(st.spool)
+	if n := a.rejected.Load() - rejectedBefore; n > 0 {
+		return fmt.Errorf("ingest refused %d samples (see the log); they are dropped", n)
+	}
 	if collectErr != nil {
 		return fmt.Errorf("spool delivered, but this run's sample was lost: %w", collectErr)
 	}
