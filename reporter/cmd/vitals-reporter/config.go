@@ -326,7 +326,7 @@ var instanceKeys = []string{"name", "id", "pid", "process", "cmdline", "pidfile"
 
 // parseInstance parses "name=web,process=nginx,data=/srv/www". A value may
 // contain commas (a cmdline pattern like "a{1,3}") as long as what follows
-// the comma is not another "key=".
+// the comma does not look like another "key=" (letters then '=').
 func parseInstance(spec string) (reporter.InstanceConfig, error) {
 	var ic reporter.InstanceConfig
 	for _, part := range splitSpec(strings.TrimSpace(spec)) {
@@ -365,21 +365,30 @@ func parseInstance(spec string) (reporter.InstanceConfig, error) {
 	return ic, nil
 }
 
+// splitSpec splits at each comma that starts a new "key=": a word of
+// letters and an equals sign.
 func splitSpec(spec string) []string {
 	var parts []string
 	start := 0
 	for i := 0; i < len(spec); i++ {
-		if spec[i] != ',' {
-			continue
-		}
-		rest := spec[i+1:]
-		for _, k := range instanceKeys {
-			if strings.HasPrefix(rest, k+"=") {
-				parts = append(parts, spec[start:i])
-				start = i + 1
-				break
-			}
+		if spec[i] == ',' && startsKey(spec[i+1:]) {
+			parts = append(parts, spec[start:i])
+			start = i + 1
 		}
 	}
 	return append(parts, spec[start:])
+}
+
+func startsKey(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		case c == '=':
+			return i > 0
+		default:
+			return false
+		}
+	}
+	return false
 }
