@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The install files live in infra/; these tests keep them honest.
+var infraDir = filepath.Join("..", "..", "..", "infra")
+
+// TestSystemdUnitsVerify runs systemd-analyze verify over the units, with
+// ExecStart pointed at an executable that exists here (verify checks it).
+func TestSystemdUnitsVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed (Debian: apt-get install systemd); unit files not verified")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	units, _ := filepath.Glob(filepath.Join(infraDir, "systemd", "vitals-reporter*"))
+	if len(units) < 3 {
+		t.Fatalf("units = %v, want the service, the once service and the timer", units)
+	}
+	dir := t.TempDir()
+	var paths []string
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte("/usr/local/bin/vitals-reporter"), []byte(self))
+		p := filepath.Join(dir, filepath.Base(u))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	cmd := exec.Command(analyze, append([]string{"verify"}, paths...)...)
+	out, err := cmd.CombinedOutput()
+	// verify also reports on system units it happens to load; only lines
+	// about ours count.
+	var ours []string
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, dir) || strings.Contains(line, "vitals-reporter") {
+			ours = append(ours, strings.TrimSpace(line))
+		}
+	}
+	if err != nil || len(ours) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, strings.Join(ours, "\n"))
+	}
+}
+
+func TestSystemdUnitIsHardened(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(infraDir, "systemd", "vitals-reporter.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"ExecStart=/usr/local/bin/vitals-reporter run",
+		"DynamicUser=yes", "StateDirectory=vitals-reporter", "ProtectSystem=strict",
+		"NoNewPrivileges=yes", "Restart=always", "CapabilityBoundingSet=\n", "EnvironmentFile=",
+	} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("vitals-reporter.service lacks %q", strings.TrimSpace(want))
+		}
+	}
+	timer, err := os.ReadFile(filepath.Join(infraDir, "systemd", "vitals-reporter.timer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(timer, []byte("Unit=vitals-reporter-once.service")) {
+		t.Error("the timer must start the once service, not the daemon")
+	}
+}
+
+// TestCronLine checks the cron.d file: a five-field schedule, a user, and a
+// command line the reporter accepts.
+func TestCronLine(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(infraDir, "cron", "vitals-reporter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	jobs := 0
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.Contains(k, " ") {
+			env[k] = v
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 8 || f[5] == "" || f[6] != "vitals-reporter" || f[7] != "once" {
+			t.Fatalf("job line %q: want '<5 fields> <user> vitals-reporter once …'", line)
+		}
+		jobs++
+		var args []string
+		for _, a := range f[8:] {
+			if strings.ContainsAny(a, "|>") {
+				break
+			}
+			args = append(args, a)
+		}
+		// The key file is a placeholder path here; everything else must parse.
+		delete(env, "VITALS_HOST_KEY_FILE")
+		cfg, _, err := loadConfig("once", args, func(k string) string { return env[k] }, io.Discard)
+		if err != nil {
+			t.Fatalf("cron command line: %v", err)
+		}
+		if cfg.IngestURL == "" || cfg.StateDir != "/var/lib/vitals-reporter" {
+			t.Errorf("cron environment not picked up: %+v", cfg)
+		}
+	}
+	if jobs != 1 {
+		t.Fatalf("%d job lines, want 1", jobs)
+	}
+}
