@@ -33,6 +33,24 @@ build: ## build every binary into ./bin (static, for this OS/arch)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/ ./functions/... ./reporter/... ./streamer/... ./infra/vitalsctl ./localdev
 
+# The host agent for the machines people actually run: static, stripped, with
+# its version stamped in (`vitals-reporter version`).
+REPORTER_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REPORTER_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=$(1) $(GO) build -trimpath \
+	-ldflags "-s -w -X main.version=$(REPORTER_VERSION)" \
+	-o $(BIN)/vitals-reporter-linux-$(1) ./reporter/cmd/vitals-reporter
+
+.PHONY: reporter reporter-linux-amd64 reporter-linux-arm64
+reporter: reporter-linux-amd64 reporter-linux-arm64 ## static reporter binaries for linux amd64 + arm64 into ./bin
+
+reporter-linux-amd64: ## static reporter binary → bin/vitals-reporter-linux-amd64
+	@mkdir -p $(BIN)
+	$(call REPORTER_BUILD,amd64)
+
+reporter-linux-arm64: ## static reporter binary → bin/vitals-reporter-linux-arm64
+	@mkdir -p $(BIN)
+	$(call REPORTER_BUILD,arm64)
+
 .PHONY: bench
 bench: ## run the benchmarks recorded in docs/PERFORMANCE.md
 	@infra/dev/ensure-tools.sh redis
