@@ -278,6 +278,7 @@ func (a *Agent) collectToSpool(ctx context.Context, sp *spool.Spool) error {
 	}
 	a.collected.Add(1)
 	a.noteSpool(sp)
+	a.logger.Debug("sample spooled", "collectedAt", s.CollectedAt.Format(time.RFC3339Nano))
 	return nil
 }
 
