@@ -17,7 +17,6 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -73,6 +72,10 @@ type Set struct {
 	collectors []collector
 	state      State
 	instances  *instanceCollector
+	// failing holds the last error logged per collector: a source that
+	// stays broken is logged when it breaks, changes or recovers, not
+	// every tick.
+	failing map[string]string
 }
 
 // collector is one concern's reader. update fills its part of t.sample and
@@ -213,12 +216,13 @@ func (s *Set) collect(ctx context.Context, prev *State) (metric.Sample, error) {
 	t := &tick{now: now, prev: prev, next: &next, sample: &sample, ncpu: runtime.NumCPU()}
 	var failed []string
 	for _, c := range s.collectors {
-		if err := c.update(ctx, t); err != nil {
-			if ctx.Err() != nil {
-				return metric.Sample{}, ctx.Err()
-			}
+		err := c.update(ctx, t)
+		if err != nil && ctx.Err() != nil {
+			return metric.Sample{}, ctx.Err()
+		}
+		s.report(c.name(), err)
+		if err != nil {
 			failed = append(failed, c.name())
-			s.logger.Warn("collector failed; sample goes out without it", "collector", c.name(), "err", err)
 		}
 	}
 	if len(failed) == len(s.collectors) {
@@ -234,6 +238,18 @@ func (s *Set) collect(ctx context.Context, prev *State) (metric.Sample, error) {
 	return sample, nil
 }
 
-// errNoData marks a source that is absent on this host (no swap, no Docker):
-// not worth a warning every tick.
-var errNoData = errors.New("no data")
+// report logs a collector's failure or recovery when its state changes.
+func (s *Set) report(name string, err error) {
+	if s.failing == nil {
+		s.failing = map[string]string{}
+	}
+	prev, wasFailing := s.failing[name]
+	switch {
+	case err != nil && (!wasFailing || prev != err.Error()):
+		s.failing[name] = err.Error()
+		s.logger.Warn("collector failed; samples go out without it", "collector", name, "err", err)
+	case err == nil && wasFailing:
+		delete(s.failing, name)
+		s.logger.Info("collector recovered", "collector", name)
+	}
+}
