@@ -33,9 +33,9 @@ import (
 
 // Options bound a spool. Zero values take the defaults.
 type Options struct {
-	// MaxBytes bounds the records waiting to be sent (default 64 MiB, about
-	// a week of 10 s samples); beyond it the oldest are dropped. Disk use can
-	// exceed it by one segment.
+	// MaxBytes bounds the records waiting to be sent (default 64 MiB: a
+	// week of 10 s samples of ~1 KiB, a small host's size); beyond it the
+	// oldest are dropped. Disk use can exceed it by one segment.
 	MaxBytes int64
 	// MaxAge drops records older than this (default 7 days: the longest
 	// retention tier, beyond which ingest would discard them anyway).
