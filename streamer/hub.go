@@ -1,0 +1,439 @@
+package streamer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// kind says which series a topic follows.
+type kind uint8
+
+const (
+	kindServer kind = iota
+	kindInstance
+)
+
+func (k kind) String() string {
+	if k == kindInstance {
+		return "instance"
+	}
+	return "server"
+}
+
+// frame is one metric ready for the wire, encoded once per message for
+// every client that receives it.
+type frame struct {
+	at  int64  // collectedAt, unix nanoseconds: orders frames per client
+	ws  []byte // {"type":"server","id":"…","metric":{…}}
+	sse []byte // id: …\ndata: {…}\n\n
+}
+
+// newFrame builds the frames of one metric from its JSON (a ServerMetric
+// or InstanceMetric, as the store publishes it).
+func newFrame(k kind, seriesID string, payload []byte) (*frame, error) {
+	var head struct {
+		ID          string    `json:"id"`
+		CollectedAt time.Time `json:"collectedAt"`
+	}
+	if err := json.Unmarshal(payload, &head); err != nil {
+		return nil, fmt.Errorf("decode %s metric: %w", k, err)
+	}
+	if bytes.ContainsAny(payload, "\r\n") {
+		// An SSE data line must not contain a newline; our store never
+		// publishes indented JSON, but a foreign publisher might.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, payload); err != nil {
+			return nil, fmt.Errorf("compact %s metric: %w", k, err)
+		}
+		payload = buf.Bytes()
+	}
+	qid, _ := json.Marshal(seriesID)
+	ws := make([]byte, 0, len(payload)+len(qid)+40)
+	ws = append(ws, `{"type":"`...)
+	ws = append(ws, k.String()...)
+	ws = append(ws, `","id":`...)
+	ws = append(ws, qid...)
+	ws = append(ws, `,"metric":`...)
+	ws = append(ws, payload...)
+	ws = append(ws, '}')
+
+	eventID := head.ID
+	if eventID == "" {
+		eventID = strconv.FormatInt(head.CollectedAt.Unix(), 10)
+	}
+	sse := make([]byte, 0, len(payload)+len(eventID)+16)
+	sse = append(sse, "id: "...)
+	sse = append(sse, sanitizeLine(eventID)...)
+	sse = append(sse, "\ndata: "...)
+	sse = append(sse, payload...)
+	sse = append(sse, "\n\n"...)
+	return &frame{at: head.CollectedAt.UnixNano(), ws: ws, sse: sse}, nil
+}
+
+// sanitizeLine drops characters that would end an SSE field early.
+func sanitizeLine(s string) string {
+	if !bytes.ContainsAny([]byte(s), "\r\n\x00") {
+		return s
+	}
+	b := []byte(s)
+	out := b[:0]
+	for _, c := range b {
+		if c != '\r' && c != '\n' && c != 0 {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// subscriber receives a topic's frames. deliver must not block: it queues
+// the frame or, when its client cannot keep up, drops the client.
+type subscriber interface {
+	deliver(f *frame)
+}
+
+// topic is one Redis channel and the local clients that follow it.
+type topic struct {
+	kind    kind
+	id      string
+	channel string
+
+	// Guarded by hub.mu.
+	subs       map[subscriber]struct{}
+	idleSince  time.Time // when the last subscriber left; zero while followed
+	subscribed bool      // SUBSCRIBE issued (go-redis re-issues it on reconnect)
+	confirmed  bool      // Redis confirmed the subscription at least once
+
+	last atomic.Pointer[frame] // newest frame seen, for late joiners
+}
+
+// offer records f as the topic's latest if it is newer.
+func (t *topic) offer(f *frame) {
+	for {
+		cur := t.last.Load()
+		if cur != nil && cur.at >= f.at {
+			return
+		}
+		if t.last.CompareAndSwap(cur, f) {
+			return
+		}
+	}
+}
+
+// hub owns the process's single Redis pub/sub connection. Each channel is
+// subscribed once, however many local clients follow it, and unsubscribed
+// UnsubscribeDelay after the last one leaves. SUBSCRIBE/UNSUBSCRIBE run on
+// one reconciling goroutine so client handlers never wait on Redis, and
+// their order on the connection is the order of the decisions.
+type hub struct {
+	ps       *redis.PubSub
+	channels Channels
+	store    metric.Store
+	stats    *counters
+	cfg      Config
+	log      *slog.Logger
+
+	mu     sync.RWMutex
+	topics map[string]*topic // by channel name
+
+	wake      chan struct{}
+	refreshes chan *topic // topics whose latest must be fetched and re-sent
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+func newHub(client redis.UniversalClient, ch Channels, store metric.Store, stats *counters, cfg Config, log *slog.Logger) *hub {
+	h := &hub{
+		channels:  ch,
+		store:     store,
+		stats:     stats,
+		cfg:       cfg,
+		log:       log,
+		topics:    map[string]*topic{},
+		wake:      make(chan struct{}, 1),
+		refreshes: make(chan *topic, 1024),
+		stop:      make(chan struct{}),
+	}
+	// No channel yet: go-redis connects lazily and re-subscribes every
+	// channel it has been given whenever it reconnects.
+	h.ps = client.Subscribe(context.Background())
+	msgs := h.ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(cfg.PubSubBuffer),
+		redis.WithChannelSendTimeout(cfg.PubSubSendTimeout),
+		// A silent connection is pinged this often, so a Redis that went
+		// away without closing the socket is noticed within seconds.
+		redis.WithChannelHealthCheckInterval(3*time.Second),
+	)
+	h.wg.Add(3)
+	go h.receive(msgs)
+	go h.reconcile()
+	go h.refresher()
+	return h
+}
+
+// join adds sub to the topic of series (k, id), creating it (and asking for
+// its SUBSCRIBE) on first use.
+func (h *hub) join(k kind, id string, sub subscriber) *topic {
+	ch := h.channels.ServerChannel(id)
+	if k == kindInstance {
+		ch = h.channels.InstanceChannel(id)
+	}
+	h.mu.Lock()
+	t := h.topics[ch]
+	if t == nil {
+		t = &topic{kind: k, id: id, channel: ch, subs: map[subscriber]struct{}{}}
+		h.topics[ch] = t
+	}
+	t.subs[sub] = struct{}{}
+	t.idleSince = time.Time{}
+	needSub := !t.subscribed
+	h.mu.Unlock()
+	if needSub {
+		h.poke()
+	}
+	return t
+}
+
+// cached returns the newest frame the hub holds for a series, if any.
+func (h *hub) cached(k kind, id string) *frame {
+	ch := h.channels.ServerChannel(id)
+	if k == kindInstance {
+		ch = h.channels.InstanceChannel(id)
+	}
+	h.mu.RLock()
+	t := h.topics[ch]
+	h.mu.RUnlock()
+	if t == nil {
+		return nil
+	}
+	return t.last.Load()
+}
+
+// leave removes sub; the reconciler unsubscribes the channel once it has
+// been idle for UnsubscribeDelay.
+func (h *hub) leave(t *topic, sub subscriber) {
+	h.mu.Lock()
+	delete(t.subs, sub)
+	if len(t.subs) == 0 {
+		t.idleSince = time.Now()
+	}
+	h.mu.Unlock()
+}
+
+func (h *hub) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// channelCount is how many Redis channels are subscribed or pending.
+func (h *hub) channelCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.topics)
+}
+
+// reconcile brings the Redis subscriptions in line with the topics: new
+// topics are subscribed, idle ones unsubscribed and forgotten.
+func (h *hub) reconcile() {
+	defer h.wg.Done()
+	tick := time.NewTicker(min(time.Second, h.cfg.UnsubscribeDelay/2+time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.wake:
+		case <-tick.C:
+		}
+		var add, drop []string
+		now := time.Now()
+		h.mu.Lock()
+		for ch, t := range h.topics {
+			switch {
+			case len(t.subs) > 0 && !t.subscribed:
+				t.subscribed = true
+				add = append(add, ch)
+			case len(t.subs) == 0 && !t.idleSince.IsZero() && now.Sub(t.idleSince) >= h.cfg.UnsubscribeDelay:
+				delete(h.topics, ch)
+				if t.subscribed {
+					drop = append(drop, ch)
+				}
+			}
+		}
+		h.mu.Unlock()
+		// Batches keep each command small even when thousands of clients
+		// arrive at once.
+		for chunk := range chunks(drop, 512) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// go-redis forgets the channels even when the command fails, so
+			// a reconnect will not bring them back.
+			if err := h.ps.Unsubscribe(ctx, chunk...); err != nil {
+				h.log.Warn("redis unsubscribe failed", "channels", len(chunk), "err", err)
+			}
+			cancel()
+		}
+		for chunk := range chunks(add, 512) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// go-redis remembers the channels even when the command fails
+			// (Redis down): it subscribes them again when it reconnects, and
+			// the confirmation then triggers a refresh.
+			if err := h.ps.Subscribe(ctx, chunk...); err != nil {
+				h.log.Warn("redis subscribe failed; will subscribe on reconnect", "channels", len(chunk), "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func chunks(s []string, n int) func(func([]string) bool) {
+	return func(yield func([]string) bool) {
+		for len(s) > 0 {
+			k := min(n, len(s))
+			if !yield(s[:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}
+
+// receive dispatches pub/sub traffic: messages are framed once and handed
+// to every subscriber; subscription confirmations (the first one, and those
+// go-redis gets when it re-subscribes after Redis restarted or failed over)
+// schedule a refresh, because samples published while the subscription was
+// down are lost to pub/sub.
+func (h *hub) receive(msgs <-chan any) {
+	defer h.wg.Done()
+	for m := range msgs {
+		switch m := m.(type) {
+		case *redis.Message:
+			h.stats.redisIn.Add(1)
+			h.mu.RLock()
+			t := h.topics[m.Channel]
+			h.mu.RUnlock()
+			if t == nil {
+				continue // unsubscribed meanwhile
+			}
+			f, err := newFrame(t.kind, t.id, []byte(m.Payload))
+			if err != nil {
+				h.log.Warn("ignoring malformed pub/sub message", "channel", m.Channel, "err", err)
+				continue
+			}
+			h.publish(t, f)
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			h.mu.Lock()
+			t := h.topics[m.Channel]
+			again := t != nil && t.confirmed
+			if t != nil {
+				t.confirmed = true
+			}
+			h.mu.Unlock()
+			if t == nil {
+				continue
+			}
+			if again {
+				h.stats.resubscribe.Add(1)
+				h.log.Info("redis subscription restored; re-sending latest", "channel", m.Channel)
+			}
+			select {
+			case h.refreshes <- t:
+			case <-h.stop:
+				return
+			}
+		}
+	}
+}
+
+// publish hands f to every subscriber of t.
+func (h *hub) publish(t *topic, f *frame) {
+	t.offer(f)
+	h.mu.RLock()
+	for s := range t.subs {
+		s.deliver(f)
+	}
+	h.mu.RUnlock()
+}
+
+// refresher fetches the latest metric of topics whose subscription was
+// (re)confirmed and re-sends it, with a few fetches in flight so a Redis
+// restart under thousands of channels neither serialises nor floods.
+func (h *hub) refresher() {
+	defer h.wg.Done()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case t := <-h.refreshes:
+			select {
+			case sem <- struct{}{}:
+			case <-h.stop:
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				h.refresh(t)
+			}()
+		}
+	}
+}
+
+func (h *hub) refresh(t *topic) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, err := h.latest(ctx, t.kind, t.id)
+	if err != nil {
+		if !isNotFound(err) {
+			h.log.Warn("fetch latest after subscribe failed", "channel", t.channel, "err", err)
+		}
+		return
+	}
+	h.publish(t, f)
+}
+
+// latest reads the newest metric of a series from the store as a frame.
+func (h *hub) latest(ctx context.Context, k kind, id string) (*frame, error) {
+	var v any
+	var err error
+	if k == kindInstance {
+		v, err = h.store.LatestInstance(ctx, id)
+	} else {
+		v, err = h.store.LatestServer(ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode latest %s %s: %w", k, id, err)
+	}
+	return newFrame(k, id, b)
+}
+
+// close ends the subscription and the hub's goroutines.
+func (h *hub) close() {
+	h.closeOnce.Do(func() {
+		close(h.stop)
+		_ = h.ps.Close() // closes the message channel, ending receive
+		h.wg.Wait()
+	})
+}

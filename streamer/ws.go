@@ -1,0 +1,529 @@
+package streamer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/metric"
+)
+
+// Close codes the streamer uses, with fixed reasons (RFC 6455 §7.4).
+const (
+	statusGoingAway       = websocket.StatusGoingAway       // 1001: shutdown
+	statusPolicyViolation = websocket.StatusPolicyViolation // 1008: auth timeout, token expired, slow client, ping timeout
+)
+
+// maxSubscriptions bounds what one socket may follow.
+const maxSubscriptions = 256
+
+// wsClient is one WebSocket. Its handler goroutine reads and answers
+// commands; frames (replies and pushes alike, in order) go through a
+// bounded queue drained by a writer goroutine that exists only while there
+// is something to write, so an idle connection costs one goroutine.
+type wsClient struct {
+	s    *Server
+	conn *websocket.Conn
+
+	mu        sync.Mutex
+	queue     [][]byte
+	pending   int // queued + being written
+	writing   bool
+	closed    bool
+	claims    *auth.Claims
+	subs      map[subKey]*wsSub
+	authTimer *time.Timer
+	expTimer  *time.Timer
+	pingTimer *time.Timer
+}
+
+type subKey struct {
+	kind kind
+	id   string
+}
+
+// wsSub is one subscription of a socket; lastAt keeps the frames it passes
+// on strictly newer, so re-sent latests never arrive twice or go back in
+// time.
+type wsSub struct {
+	c        *wsClient
+	t        *topic
+	serverID string // the server whose scope covers it (an instance's server)
+	lastAt   int64  // guarded by c.mu
+}
+
+func (sub *wsSub) deliver(f *frame) { sub.c.push(sub, f.at, f.ws) }
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.OriginPatterns,
+		// Metric messages are ~1 KB of JSON sent once per sample: a
+		// per-connection deflate window would cost far more memory than it
+		// saves in bandwidth.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		// Accept has already answered (400/403/426).
+		s.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	conn.SetReadLimit(s.cfg.ReadLimit)
+	c := &wsClient{s: s, conn: conn}
+	if !s.register(c, nil) {
+		_ = conn.Close(statusGoingAway, "server shutting down")
+		return
+	}
+	defer s.unregister(c, nil)
+	s.stats.wsOpened.Add(1)
+	s.stats.wsOpen.Add(1)
+	defer s.stats.wsOpen.Add(-1)
+
+	c.mu.Lock()
+	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
+		c.mu.Lock()
+		authed := c.claims != nil
+		c.mu.Unlock()
+		if !authed {
+			c.closeWith(statusPolicyViolation, "authentication timeout")
+		}
+	})
+	c.mu.Unlock()
+	defer c.cleanup()
+
+	for {
+		typ, data, err := conn.Read(context.Background())
+		if err != nil {
+			if st := websocket.CloseStatus(err); st == -1 && !errors.Is(err, context.Canceled) {
+				s.log.Debug("websocket read ended", "err", err)
+			}
+			return
+		}
+		s.stats.messagesIn.Add(1)
+		s.stats.bytesIn.Add(int64(len(data)))
+		switch {
+		case typ != websocket.MessageText:
+			c.reply("error: binary messages are not supported; send text commands")
+		case !utf8.Valid(data):
+			c.reply("error: message is not valid UTF-8")
+		default:
+			c.command(string(data))
+		}
+	}
+}
+
+// command runs one text command and queues its reply.
+func (c *wsClient) command(msg string) {
+	fields := strings.Fields(msg)
+	if len(fields) == 0 {
+		c.reply("error: empty command")
+		return
+	}
+	cmd := strings.ToLower(fields[0])
+	args := fields[1:]
+	if cmd == "auth" {
+		c.auth(args)
+		return
+	}
+	c.mu.Lock()
+	claims := c.claims
+	c.mu.Unlock()
+	if claims == nil {
+		c.reply(`error: not authenticated: send "auth <JWT>" first`)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch cmd {
+	case "sysinfo":
+		c.sysinfo(ctx, claims, args)
+	case "subscribe":
+		c.subscribe(ctx, claims, args)
+	case "unsubscribe":
+		c.unsubscribe(args)
+	case "servers":
+		c.servers(ctx, claims)
+	case "stats":
+		c.replyJSON(c.s.Stats())
+	case "ping":
+		c.reply("pong")
+	default:
+		c.reply(fmt.Sprintf("error: unknown command %q (commands: auth, sysinfo, subscribe, unsubscribe, servers, stats, ping)", truncate(cmd, 32)))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// auth verifies a token. A socket may authenticate again (say, with a
+// fresh token before the old one expires); subscriptions the new token may
+// not read are dropped.
+func (c *wsClient) auth(args []string) {
+	if len(args) != 1 {
+		c.reply("error: usage: auth <JWT>")
+		return
+	}
+	claims, err := c.s.verifier.Verify(args[0])
+	if err != nil {
+		c.reply("error: " + c.s.clientMessage(err, "verify token"))
+		return
+	}
+	var dropped []*wsSub
+	c.mu.Lock()
+	first := c.claims == nil
+	c.claims = claims
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+		c.expTimer = nil
+	}
+	if claims.ExpiresAt != nil {
+		c.expTimer = time.AfterFunc(claims.ExpiresAt.Sub(c.s.now()), func() {
+			c.closeWith(statusPolicyViolation, "token expired")
+		})
+	}
+	for k, sub := range c.subs {
+		if !claims.CanRead(sub.serverID) {
+			delete(c.subs, k)
+			dropped = append(dropped, sub)
+		}
+	}
+	if first && !c.closed {
+		c.schedulePing()
+	}
+	c.mu.Unlock()
+	for _, sub := range dropped {
+		c.s.hub.leave(sub.t, sub)
+	}
+	c.reply("ok")
+}
+
+// sysinfo answers the seed's JSON: for the streamer's own host without an
+// argument, or from a server's latest snapshot with one.
+func (c *wsClient) sysinfo(ctx context.Context, claims *auth.Claims, args []string) {
+	switch len(args) {
+	case 0:
+		info, err := c.s.host.sysinfo(ctx)
+		if err != nil {
+			c.s.log.Error("sysinfo of this host", "err", err)
+			c.reply("error: sysinfo unavailable")
+			return
+		}
+		c.replyJSON(info)
+	case 1:
+		id := args[0]
+		if err := metric.CheckServerID(id); err != nil {
+			c.reply("error: " + err.Error())
+			return
+		}
+		if err := claims.CheckRead(id); err != nil {
+			c.reply("error: " + err.Error())
+			return
+		}
+		snap, err := c.s.store.Snapshot(ctx, id)
+		if err != nil {
+			c.reply("error: " + c.s.clientMessage(err, "snapshot for sysinfo"))
+			return
+		}
+		c.replyJSON(snapshotSysinfo(&snap))
+	default:
+		c.reply("error: usage: sysinfo [serverId]")
+	}
+}
+
+// parseTarget reads "server <id>" or "instance <uuid>".
+func parseTarget(args []string) (kind, string, error) {
+	if len(args) != 2 {
+		return 0, "", errors.New("want server <id> or instance <uuid>")
+	}
+	switch strings.ToLower(args[0]) {
+	case "server":
+		if err := metric.CheckServerID(args[1]); err != nil {
+			return 0, "", err
+		}
+		return kindServer, args[1], nil
+	case "instance":
+		id, err := metric.ParseUUID(args[1])
+		if err != nil {
+			return 0, "", err
+		}
+		return kindInstance, id, nil
+	}
+	return 0, "", fmt.Errorf("unknown target %q: want server or instance", truncate(args[0], 32))
+}
+
+// subscribe checks scope and existence, answers "ok", then sends the
+// latest metric at once and every new one after it.
+func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []string) {
+	k, id, err := parseTarget(args)
+	if err != nil {
+		c.reply("error: subscribe: " + err.Error())
+		return
+	}
+	serverID := id
+	switch k {
+	case kindServer:
+		if err := claims.CheckRead(id); err != nil {
+			c.reply("error: " + err.Error())
+			return
+		}
+	case kindInstance:
+		info, err := c.s.store.Instance(ctx, id)
+		if err != nil {
+			c.reply("error: " + c.s.clientMessage(err, "instance lookup"))
+			return
+		}
+		if err := claims.CheckRead(info.ServerID); err != nil {
+			c.reply("error: " + err.Error())
+			return
+		}
+		serverID = info.ServerID
+	}
+	key := subKey{k, id}
+	c.mu.Lock()
+	_, dup := c.subs[key]
+	n := len(c.subs)
+	c.mu.Unlock()
+	if dup {
+		c.reply("ok")
+		return
+	}
+	if n >= maxSubscriptions {
+		c.reply(fmt.Sprintf("error: at most %d subscriptions per connection", maxSubscriptions))
+		return
+	}
+	latest := c.s.hub.cached(k, id)
+	if latest == nil {
+		f, err := c.s.hub.latest(ctx, k, id)
+		if err != nil {
+			c.reply("error: " + c.s.clientMessage(err, "latest for subscribe"))
+			return
+		}
+		latest = f
+	}
+	// "ok" goes first; then the latest and the live frames, in order (the
+	// subscription's lastAt drops a re-sent latest that is not newer).
+	c.reply("ok")
+	sub := &wsSub{c: c, serverID: serverID}
+	sub.t = c.s.hub.join(k, id, sub)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.s.hub.leave(sub.t, sub)
+		return
+	}
+	if c.subs == nil {
+		c.subs = map[subKey]*wsSub{}
+	}
+	c.subs[key] = sub
+	c.mu.Unlock()
+	sub.deliver(latest)
+}
+
+func (c *wsClient) unsubscribe(args []string) {
+	var drop []*wsSub
+	c.mu.Lock()
+	if len(args) == 0 { // everything
+		for k, sub := range c.subs {
+			drop = append(drop, sub)
+			delete(c.subs, k)
+		}
+	}
+	c.mu.Unlock()
+	if len(args) > 0 {
+		k, id, err := parseTarget(args)
+		if err != nil {
+			c.reply("error: unsubscribe: " + err.Error())
+			return
+		}
+		c.mu.Lock()
+		sub, ok := c.subs[subKey{k, id}]
+		delete(c.subs, subKey{k, id})
+		c.mu.Unlock()
+		if !ok {
+			c.reply(fmt.Sprintf("error: not subscribed to %s %s", k, id))
+			return
+		}
+		drop = append(drop, sub)
+	}
+	for _, sub := range drop {
+		c.s.hub.leave(sub.t, sub)
+	}
+	c.reply("ok")
+}
+
+// servers lists what the token may read, shaped like GET /api/servers.
+func (c *wsClient) servers(ctx context.Context, claims *auth.Claims) {
+	all, err := c.s.store.Servers(ctx)
+	if err != nil {
+		c.reply("error: " + c.s.clientMessage(err, "list servers"))
+		return
+	}
+	out := make([]metric.ServerInfo, 0, len(all))
+	for _, sv := range all {
+		if claims.CanRead(sv.ID) {
+			if sv.Instances == nil {
+				sv.Instances = []metric.InstanceInfo{}
+			}
+			out = append(out, sv)
+		}
+	}
+	c.replyJSON(map[string]any{"servers": out})
+}
+
+func (c *wsClient) reply(msg string) { c.push(nil, 0, []byte(msg)) }
+
+func (c *wsClient) replyJSON(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.s.log.Error("encode websocket reply", "err", err)
+		c.reply("error: internal error")
+		return
+	}
+	c.push(nil, 0, b)
+}
+
+// push queues msg without ever blocking. For a subscription frame (sub set)
+// it first drops what is not newer than the last one sent. A full queue
+// means the client cannot keep up: it is closed with 1008 and a reason.
+func (c *wsClient) push(sub *wsSub, at int64, msg []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if sub != nil {
+		if at <= sub.lastAt {
+			c.mu.Unlock()
+			return
+		}
+		sub.lastAt = at
+	}
+	if c.pending >= c.s.cfg.SendQueue {
+		c.mu.Unlock()
+		c.s.stats.slowDropped.Add(1)
+		c.s.log.Info("closing slow websocket client: send queue full", "queue", c.s.cfg.SendQueue)
+		go c.closeWith(statusPolicyViolation, "slow client: send queue full")
+		return
+	}
+	c.queue = append(c.queue, msg)
+	c.pending++
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+}
+
+// writeLoop sends queued frames until the queue is empty, then exits.
+func (c *wsClient) writeLoop() {
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.queue) == 0 {
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for i, msg := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+			err := c.conn.Write(ctx, websocket.MessageText, msg)
+			cancel()
+			batch[i] = nil
+			if err != nil {
+				// A write that timed out has closed the connection already;
+				// the reader then ends and cleans up.
+				c.mu.Lock()
+				c.closed, c.writing, c.queue = true, false, nil
+				c.mu.Unlock()
+				_ = c.conn.CloseNow()
+				return
+			}
+			c.s.stats.messagesOut.Add(1)
+			c.s.stats.bytesOut.Add(int64(len(msg)))
+			c.mu.Lock()
+			c.pending--
+			c.mu.Unlock()
+		}
+	}
+}
+
+// schedulePing arms the keepalive: a timer, not a goroutine, per socket.
+// Jitter spreads the pings of sockets opened together. c.mu must be held.
+func (c *wsClient) schedulePing() {
+	d := c.s.cfg.PingInterval
+	d += time.Duration(rand.Int64N(int64(d)/5 + 1))
+	if c.pingTimer == nil {
+		c.pingTimer = time.AfterFunc(d, c.keepalive)
+		return
+	}
+	c.pingTimer.Reset(d)
+}
+
+func (c *wsClient) keepalive() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.PingTimeout)
+	err := c.conn.Ping(ctx)
+	cancel()
+	c.mu.Lock()
+	closed := c.closed
+	if err == nil && !closed {
+		c.schedulePing()
+	}
+	c.mu.Unlock()
+	if err != nil && !closed {
+		c.closeWith(statusPolicyViolation, "ping timeout")
+	}
+}
+
+// closeWith sends a close frame with a reason and closes the socket. The
+// close handshake is bounded by coder/websocket (5 s to write, 5 s to hear
+// back), so a dead peer cannot hold it.
+func (c *wsClient) closeWith(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	c.mu.Unlock()
+	_ = c.conn.Close(code, reason)
+}
+
+// cleanup runs when the reader ends: timers stop, subscriptions are left.
+func (c *wsClient) cleanup() {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	for _, t := range []*time.Timer{c.authTimer, c.expTimer, c.pingTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.s.hub.leave(sub.t, sub)
+	}
+	_ = c.conn.CloseNow()
+}
+
+func isNotFound(err error) bool { return errors.Is(err, metric.ErrNotFound) }

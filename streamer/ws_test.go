@@ -1,0 +1,430 @@
+package streamer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/streamer"
+)
+
+func TestWebSocketSeedFlow(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	now := time.Now()
+	e.ingest("web-1", sample(now.Add(-10*time.Second), 42))
+	e.ingest("db-1", sample(now.Add(-10*time.Second), 5))
+
+	c := e.dial()
+	// Nothing but an error before auth.
+	for _, cmd := range []string{"sysinfo", "sysinfo web-1", "subscribe server web-1", "servers", "stats", "ping", "bogus"} {
+		if got := c.ask(cmd); !strings.HasPrefix(got, "error: not authenticated") {
+			t.Errorf("%q before auth: got %q", cmd, got)
+		}
+	}
+	expired, err := auth.IssueToken(secret, []string{"*"}, time.Second, "", "", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"servers": []string{"*"}, "exp": now.Add(time.Hour).Unix()}).SignedString(secret)
+	otherKey, _ := auth.IssueToken([]byte("some-other-secret-0123456789"), []string{"*"}, time.Hour, "", "", now)
+	for _, tc := range []struct{ msg, want string }{
+		{"auth", "error: usage: auth <JWT>"},
+		{"auth a b", "error: usage: auth <JWT>"},
+		{"auth not-a-jwt", "error: invalid token: malformed"},
+		{"auth " + expired, "error: invalid token: expired"},
+		{"auth " + hs512, "error: invalid token: algorithm HS512 not allowed"},
+		{"auth " + otherKey, "error: invalid token: bad signature"},
+	} {
+		if got := c.ask(tc.msg); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%.20q: got %q, want prefix %q", tc.msg, got, tc.want)
+		}
+	}
+	c.auth(token(t, "web-1"))
+
+	if got := c.ask("ping"); got != "pong" {
+		t.Errorf("ping: %q", got)
+	}
+	// sysinfo of the streamer's own host: exactly the seed's fields.
+	var raw map[string]json.RawMessage
+	decodeJSON(t, c.ask("sysinfo"), &raw)
+	if keys := sortedKeys(raw); !slices.Equal(keys, []string{"cpus", "disks", "mem"}) {
+		t.Fatalf("sysinfo keys %v", keys)
+	}
+	var cpus []map[string]any
+	decodeJSON(t, string(raw["cpus"]), &cpus)
+	if len(cpus) == 0 {
+		t.Fatal("sysinfo: no cpus")
+	}
+	for i, cpu := range cpus {
+		if keys := sortedKeys(cpu); !slices.Equal(keys, []string{"model", "name", "usage"}) {
+			t.Fatalf("cpu keys %v", keys)
+		}
+		if cpu["name"] != strings.TrimSpace(itoa(i+1)) {
+			t.Errorf("cpu %d name %v", i, cpu["name"])
+		}
+	}
+	var mem map[string]any
+	decodeJSON(t, string(raw["mem"]), &mem)
+	if keys := sortedKeys(mem); !slices.Equal(keys, []string{"free", "swap_free", "swap_total", "swap_used", "total", "used"}) {
+		t.Fatalf("mem keys %v", keys)
+	}
+	if mem["total"].(float64) <= 0 {
+		t.Errorf("mem total %v", mem["total"])
+	}
+	var disks []map[string]any
+	decodeJSON(t, string(raw["disks"]), &disks)
+	for _, d := range disks {
+		if keys := sortedKeys(d); !slices.Equal(keys, []string{"free", "name", "total"}) {
+			t.Fatalf("disk keys %v", keys)
+		}
+	}
+
+	// sysinfo <serverId>: the same shape from the latest snapshot.
+	var si streamer.Sysinfo
+	decodeJSON(t, c.ask("sysinfo web-1"), &si)
+	want := streamer.Sysinfo{
+		CPUs:  []streamer.SysinfoCPU{{Name: "1", Model: "Test CPU", Usage: 42}, {Name: "2", Model: "Test CPU", Usage: 1}},
+		Mem:   streamer.SysinfoMem{Total: 8 << 30, Used: 3 << 30, Free: 1 << 30, SwapTotal: 2 << 30, SwapUsed: 1 << 29, SwapFree: 3 << 29},
+		Disks: []streamer.SysinfoDisk{{Name: "/dev/test1", Total: 100 << 30, Free: 60 << 30}},
+	}
+	if b1, b2 := mustJSON(t, si), mustJSON(t, want); b1 != b2 {
+		t.Errorf("sysinfo web-1:\n got %s\nwant %s", b1, b2)
+	}
+	for _, tc := range []struct{ msg, want string }{
+		{"sysinfo db-1", `error: token may not read server "db-1"`},
+		{"sysinfo bad/id", "error: server id"},
+		{"sysinfo a b", "error: usage: sysinfo [serverId]"},
+		{"subscribe server db-1", `error: token may not read server "db-1"`},
+		{"subscribe instance " + metric.InstanceUUID("db-1", "app"), `error: token may not read server "db-1"`},
+		{"subscribe instance not-a-uuid", "error: subscribe:"},
+		{"subscribe planet web-1", "error: subscribe: unknown target"},
+		{"subscribe server", "error: subscribe: want server <id> or instance <uuid>"},
+		{"unsubscribe server web-1", "error: not subscribed to server web-1"},
+		{"bogus", `error: unknown command "bogus"`},
+		{"   ", "error: empty command"},
+	} {
+		if got := c.ask(tc.msg); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%q: got %q, want prefix %q", tc.msg, got, tc.want)
+		}
+	}
+	// Commands are case-insensitive.
+	if got := c.ask("PING"); got != "pong" {
+		t.Errorf("PING: %q", got)
+	}
+
+	// servers: only what the token may read.
+	var list struct {
+		Servers []metric.ServerInfo `json:"servers"`
+	}
+	decodeJSON(t, c.ask("servers"), &list)
+	if len(list.Servers) != 1 || list.Servers[0].ID != "web-1" || len(list.Servers[0].Instances) != 1 {
+		t.Errorf("servers: %+v", list.Servers)
+	}
+
+	// Binary and invalid UTF-8 are answered with an error, the socket stays.
+	ctx := context.Background()
+	if err := c.conn.Write(ctx, websocket.MessageBinary, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.read(); !strings.HasPrefix(got, "error: binary messages are not supported") {
+		t.Errorf("binary: %q", got)
+	}
+	if got := c.ask("ping \xff"); got != "error: message is not valid UTF-8" {
+		t.Errorf("bad utf-8: %q", got)
+	}
+
+	// stats: traffic figures.
+	var st streamer.Stats
+	decodeJSON(t, c.ask("stats"), &st)
+	if st.Connections < 1 || st.MessagesIn < 20 || st.MessagesOut < 20 || st.BytesIn == 0 || st.BytesOut == 0 || st.Requests < 1 {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
+func TestWebSocketSubscribe(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 10))
+	inst := metric.InstanceUUID("web-1", "app")
+
+	c := e.dial()
+	c.auth(token(t, "*"))
+	if got := c.ask("subscribe server nosuch"); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, "not found") {
+		t.Errorf("unknown server: %q", got)
+	}
+	if got := c.ask("subscribe instance " + metric.InstanceUUID("web-1", "nosuch")); !strings.Contains(got, "not found") {
+		t.Errorf("unknown instance: %q", got)
+	}
+	if got := c.ask("subscribe server web-1"); got != "ok" {
+		t.Fatalf("subscribe: %q", got)
+	}
+	p := c.readPush() // the latest, at once
+	if p.Type != "server" || p.ID != "web-1" || !p.collectedAt(t).Equal(t0) {
+		t.Fatalf("first push %+v", p)
+	}
+	var m metric.ServerMetric
+	decodeJSON(t, string(p.Metric), &m)
+	if m.ServerID != "web-1" || m.CPUUsagePercent != 10 {
+		t.Errorf("metric %+v", m)
+	}
+	if got := c.ask("subscribe instance " + strings.ToUpper(inst)); got != "ok" {
+		t.Fatalf("subscribe instance: %q", got)
+	}
+	p = c.readPush()
+	if p.Type != "instance" || p.ID != inst {
+		t.Fatalf("instance push %+v", p)
+	}
+	// Subscribing twice is harmless and sends nothing twice.
+	if got := c.ask("subscribe server web-1"); got != "ok" {
+		t.Fatalf("resubscribe: %q", got)
+	}
+
+	t1 := t0.Add(10 * time.Second)
+	e.ingest("web-1", sample(t1, 20))
+	got := map[string]time.Time{}
+	for len(got) < 2 {
+		p := c.readPush()
+		got[p.Type] = p.collectedAt(t)
+	}
+	if !got["server"].Equal(t1) || !got["instance"].Equal(t1) {
+		t.Fatalf("live pushes %v", got)
+	}
+
+	if got := c.ask("unsubscribe server web-1"); got != "ok" {
+		t.Fatalf("unsubscribe: %q", got)
+	}
+	t2 := t1.Add(10 * time.Second)
+	e.ingest("web-1", sample(t2, 30))
+	p = c.readPush()
+	if p.Type != "instance" || !p.collectedAt(t).Equal(t2) {
+		t.Fatalf("after unsubscribe: %+v", p)
+	}
+	if got := c.ask("unsubscribe"); got != "ok" {
+		t.Fatalf("unsubscribe all: %q", got)
+	}
+	if got := c.ask("ping"); got != "pong" {
+		t.Fatalf("ping: %q", got)
+	}
+}
+
+// One Redis subscription per channel, however many clients follow it, and
+// none once they have all left.
+func TestHubSharesOneSubscription(t *testing.T) {
+	e := newEnv(t, streamer.Config{UnsubscribeDelay: 50 * time.Millisecond})
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 10))
+	ch := e.store.ServerChannel("web-1")
+	numsub := func() int64 {
+		n, err := e.store.Client().PubSubNumSub(context.Background(), ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[ch]
+	}
+	var clients []*client
+	for range 5 {
+		c := e.dial()
+		c.auth(token(t, "*"))
+		if got := c.ask("subscribe server web-1"); got != "ok" {
+			t.Fatal(got)
+		}
+		c.readPush()
+		clients = append(clients, c)
+	}
+	eventually(t, "one subscription", func() bool { return numsub() == 1 })
+	t1 := t0.Add(10 * time.Second)
+	e.ingest("web-1", sample(t1, 11))
+	for _, c := range clients {
+		c.waitPush(t1)
+	}
+	if n := numsub(); n != 1 {
+		t.Fatalf("NUMSUB %d after fan-out", n)
+	}
+	for _, c := range clients {
+		_ = c.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	eventually(t, "unsubscribe after the last client", func() bool { return numsub() == 0 })
+}
+
+func TestWebSocketAuthDeadline(t *testing.T) {
+	e := newEnv(t, streamer.Config{AuthTimeout: 200 * time.Millisecond})
+	c := e.dial()
+	_, err := c.tryRead(30 * time.Second)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "authentication timeout" {
+		t.Fatalf("want close 1008 authentication timeout, got %v", err)
+	}
+}
+
+func TestWebSocketTokenExpiry(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	tok, err := auth.IssueToken(secret, []string{"*"}, 2*time.Second, "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.dial()
+	c.auth(tok)
+	var ce websocket.CloseError
+	for {
+		_, err := c.tryRead(30 * time.Second)
+		if err != nil {
+			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "token expired" {
+				t.Fatalf("want close 1008 token expired, got %v", err)
+			}
+			return
+		}
+	}
+}
+
+func TestWebSocketOversizedFrame(t *testing.T) {
+	e := newEnv(t, streamer.Config{ReadLimit: 1024})
+	c := e.dial()
+	c.auth(token(t, "*"))
+	c.send("auth " + strings.Repeat("x", 4096))
+	_, err := c.tryRead(30 * time.Second)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusMessageTooBig {
+		t.Fatalf("want close 1009, got %v", err)
+	}
+}
+
+// A client that stops reading is dropped once its queue is full; the
+// others keep receiving every message.
+func TestSlowClientIsDroppedOthersKeepReceiving(t *testing.T) {
+	e := newEnv(t, streamer.Config{SendQueue: 8, WriteTimeout: 2 * time.Second})
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 1))
+
+	slow, fast := e.dial(), e.dial()
+	for _, c := range []*client{slow, fast} {
+		c.auth(token(t, "*"))
+		if got := c.ask("subscribe server web-1"); got != "ok" {
+			t.Fatal(got)
+		}
+		c.readPush()
+	}
+	// Publish big messages straight to the channel, faster than a client
+	// that never reads can take them: its socket buffers fill, then its
+	// queue.
+	ch := e.store.ServerChannel("web-1")
+	pad := strings.Repeat("x", 64<<10)
+	const n = 300
+	var last time.Time
+	done := make(chan int)
+	go func() {
+		got := 0
+		for {
+			s, err := fast.tryRead(30 * time.Second)
+			if err != nil {
+				done <- got
+				return
+			}
+			got++
+			if strings.Contains(s, last.Format(time.RFC3339)) && !last.IsZero() {
+				done <- got
+				return
+			}
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		at := t0.Add(time.Duration(i) * time.Second).UTC()
+		if i == n {
+			last = at
+		}
+		msg, _ := json.Marshal(map[string]any{"id": "web-1-" + itoa(i), "serverId": "web-1", "collectedAt": at, "pad": pad})
+		if err := e.store.Client().Publish(context.Background(), ch, msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = last
+	if got := <-done; got < n/2 {
+		t.Fatalf("fast client got %d of %d messages", got, n)
+	}
+	eventually(t, "slow client dropped", func() bool { return e.srv.Stats().SlowClientsDrops >= 1 })
+	// The slow client's socket ends (with 1008 when the close frame got
+	// through, or abruptly when its buffers were still full).
+	for {
+		_, err := slow.tryRead(30 * time.Second)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) && (ce.Code != websocket.StatusPolicyViolation || ce.Reason != "slow client: send queue full") {
+				t.Fatalf("slow client closed with %v", ce)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal("slow client was not disconnected")
+			}
+			break
+		}
+	}
+	// The fast client still works.
+	if got := fast.ask("ping"); got != "pong" {
+		t.Fatalf("fast client after drop: %q", got)
+	}
+}
+
+func TestShutdownClosesWithReason(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	e.ingest("web-1", sample(time.Now().Add(-time.Minute), 1))
+	c := e.dial()
+	c.auth(token(t, "*"))
+	_, stream := e.sse("/api/servers/web-1/metrics/stream", token(t, "*"))
+	stream.nextData(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.tryRead(10 * time.Second)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "server shutting down" {
+		t.Fatalf("want close 1001 server shutting down, got %v", err)
+	}
+	// The SSE stream ends cleanly: a last comment, then EOF (not a reset).
+	var comments []string
+	for {
+		ev, err := stream.next()
+		comments = append(comments, ev.comments...)
+		if err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("sse ended with %v", err)
+			}
+			break
+		}
+	}
+	if !slices.Contains(comments, "server shutting down") {
+		t.Errorf("sse comments %v", comments)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func itoa(i int) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
