@@ -381,9 +381,8 @@ func TestShutdownClosesWithReason(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := e.srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	shut := make(chan error, 1)
+	go func() { shut <- e.srv.Shutdown(ctx) }()
 	_, err := c.tryRead(10 * time.Second)
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "server shutting down" {
@@ -403,6 +402,9 @@ func TestShutdownClosesWithReason(t *testing.T) {
 	}
 	if !slices.Contains(comments, "server shutting down") {
 		t.Errorf("sse comments %v", comments)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,0 +1,228 @@
+package streamer_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/redistest"
+	"github.com/vitals-dev/vitals/streamer"
+)
+
+func TestSSEServerStream(t *testing.T) {
+	e := newEnv(t, streamer.Config{SSEInterval: 300 * time.Millisecond, SSEHeartbeat: 100 * time.Millisecond, SSERetry: 1500 * time.Millisecond})
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 10))
+
+	resp, stream := e.sse("/api/servers/web-1/metrics/stream", token(t, "web-1"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for h, want := range map[string]string{
+		"Content-Type":      "text/event-stream; charset=utf-8",
+		"X-Accel-Buffering": "no",
+		"Cache-Control":     "no-cache, no-transform",
+	} {
+		if got := resp.Header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	first := stream.nextData(t)
+	if first.retry != "1500" {
+		t.Errorf("retry %q", first.retry)
+	}
+	var m metric.ServerMetric
+	decodeJSON(t, first.data, &m)
+	if m.ServerID != "web-1" || !m.CollectedAt.Equal(t0) || first.id != m.ID || m.ID == "" {
+		t.Fatalf("first event id=%q %+v", first.id, m)
+	}
+
+	// Without a new sample, the latest comes again (same id) and
+	// heartbeat comments flow.
+	var sawHeartbeat bool
+	for {
+		ev, err := stream.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(ev.comments, "heartbeat") {
+			sawHeartbeat = true
+		}
+		if ev.data != "" {
+			if ev.id != first.id {
+				t.Fatalf("re-sent event id %q, want %q", ev.id, first.id)
+			}
+			break
+		}
+	}
+	if !sawHeartbeat {
+		t.Error("no heartbeat before the re-sent latest")
+	}
+
+	// A new sample arrives at once.
+	t1 := t0.Add(10 * time.Second)
+	e.ingest("web-1", sample(t1, 20))
+	for {
+		ev := stream.nextData(t)
+		decodeJSON(t, ev.data, &m)
+		if m.CollectedAt.Equal(t1) {
+			if ev.id != m.ID || m.CPUUsagePercent != 20 {
+				t.Fatalf("new event id=%q %+v", ev.id, m)
+			}
+			break
+		}
+	}
+}
+
+func TestSSEInstanceStreamWithQueryToken(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 10))
+	inst := metric.InstanceUUID("web-1", "app")
+
+	// EventSource cannot set headers: the token comes as ?access_token=.
+	resp, stream := e.sse("/api/instances/"+inst+"/monitoring/metrics/stream?access_token="+token(t, "web-1"), "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var m metric.InstanceMetric
+	decodeJSON(t, stream.nextData(t).data, &m)
+	if m.InstanceID != inst || m.ServerID != "web-1" || m.Name != "app" {
+		t.Fatalf("%+v", m)
+	}
+	t1 := t0.Add(10 * time.Second)
+	e.ingest("web-1", sample(t1, 30))
+	for {
+		decodeJSON(t, stream.nextData(t).data, &m)
+		if m.CollectedAt.Equal(t1) {
+			if m.CPUUsagePercent != 15 {
+				t.Fatalf("%+v", m)
+			}
+			return
+		}
+	}
+}
+
+func TestSSEErrorsBeforeStream(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	e.ingest("web-1", sample(time.Now().Add(-time.Minute), 10))
+	inst := metric.InstanceUUID("web-1", "app")
+	web := token(t, "web-1")
+	expired := func() string {
+		tok, _ := authIssue(time.Now().Add(-2 * time.Hour))
+		return tok
+	}()
+	for _, tc := range []struct {
+		name, path, bearer string
+		status             int
+		msg                string
+	}{
+		{"no token", "/api/servers/web-1/metrics/stream", "", 401, "missing token"},
+		{"bad token", "/api/servers/web-1/metrics/stream", "nope", 401, "invalid token: malformed"},
+		{"expired", "/api/servers/web-1/metrics/stream", expired, 401, "invalid token: expired"},
+		{"bad query token", "/api/servers/web-1/metrics/stream?access_token=nope", "", 401, "invalid token"},
+		{"out of scope", "/api/servers/db-1/metrics/stream", web, 403, `token may not read server "db-1"`},
+		{"unknown server", "/api/servers/nosuch/metrics/stream", token(t, "*"), 404, "not found"},
+		{"bad server id", "/api/servers/a%20b/metrics/stream", web, 400, "server id"},
+		{"bad instance id", "/api/instances/nope/monitoring/metrics/stream", web, 400, "not a UUID"},
+		{"unknown instance", "/api/instances/" + metric.InstanceUUID("x", "y") + "/monitoring/metrics/stream", web, 404, "not found"},
+		{"instance out of scope", "/api/instances/" + inst + "/monitoring/metrics/stream", token(t, "db-1"), 403, `token may not read server "web-1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := e.sse(tc.path, tc.bearer)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("content type %q", ct)
+			}
+			var out struct{ Error string }
+			decodeJSON(t, string(body), &out)
+			if !strings.Contains(out.Error, tc.msg) {
+				t.Errorf("error %q, want it to contain %q", out.Error, tc.msg)
+			}
+		})
+	}
+}
+
+func TestHTTPMisc(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		contains     string
+	}{
+		{"GET", "/healthz", 200, `"status":"ok"`},
+		{"GET", "/", 200, "<!doctype html>"},
+		{"GET", "/vendor/uPlot.iife.min.js", 200, "uPlot"},
+		{"GET", "/nosuch", 404, `{"error":"not found"}`},
+		{"POST", "/healthz", 405, `{"error":"method not allowed"}`},
+		{"GET", "/api/health/ws", 426, ""}, // not an upgrade
+	} {
+		req, _ := http.NewRequest(tc.method, e.http.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(strings.ToLower(string(body)), strings.ToLower(tc.contains)) {
+			t.Errorf("%s %s: %d %.80q", tc.method, tc.path, resp.StatusCode, body)
+		}
+	}
+}
+
+// After Redis restarts (empty, on the same port), the hub resubscribes and
+// clients get new samples again; the latest is re-sent on resubscription.
+func TestRedisRestartResubscribes(t *testing.T) {
+	rs := redistest.StartServer(t)
+	e := newEnvOn(t, rs.URL, "rr:", streamer.Config{})
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 10))
+
+	c := e.dial()
+	c.auth(token(t, "*"))
+	if got := c.ask("subscribe server web-1"); got != "ok" {
+		t.Fatal(got)
+	}
+	c.readPush()
+	_, stream := e.sse("/api/servers/web-1/metrics/stream", token(t, "*"))
+	stream.nextData(t)
+	eventually(t, "subscription confirmed", func() bool { return e.srv.Stats().RedisChannels == 1 })
+
+	rs.Restart(t)
+
+	// Ingest as soon as Redis takes writes again; whether the sample is
+	// published after the resubscription or fetched by the refresh that
+	// follows it, both clients must get it.
+	t1 := t0.Add(10 * time.Second)
+	eventually(t, "ingest after restart", func() bool {
+		s := sample(t1, 99)
+		for i, in := range s.Instances {
+			s.Instances[i].InstanceID = metric.InstanceUUID("web-1", in.Name)
+		}
+		_, err := e.store.Ingest(context.Background(), "web-1", []metric.Sample{s})
+		return err == nil || !errors.Is(err, metric.ErrUnavailable)
+	})
+	c.waitPush(t1)
+	for {
+		var m metric.ServerMetric
+		decodeJSON(t, stream.nextData(t).data, &m)
+		if m.CollectedAt.Equal(t1) {
+			break
+		}
+	}
+	eventually(t, "resubscription counted", func() bool { return e.srv.Stats().Resubscriptions >= 1 })
+
+	// And live publishing works on the new connection.
+	t2 := t1.Add(10 * time.Second)
+	e.ingest("web-1", sample(t2, 50))
+	c.waitPush(t2)
+}
