@@ -1,0 +1,587 @@
+// Vitals live view: server list and history from the REST API, live tiles
+// over the streamer's WebSocket (TurboCore protocol + subscribe extension),
+// charts drawn with uPlot. No build step; served embedded by the streamer.
+(() => {
+  'use strict';
+
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = 'vitals.token';
+  const PERIODS = ['1h', '6h', '24h', '7d'];
+
+  const state = {
+    token: '',
+    apiBase: '',
+    servers: [],
+    server: '',            // selected server id
+    period: '1h',
+    hist: [],              // ServerMetric[] of the selected period
+    latest: null,          // newest ServerMetric seen
+    instances: new Map(),  // id -> {name, latest, hist, row, spark}
+    sysinfo: null,
+    charts: {},
+  };
+
+  // ---------- formatting ----------
+  const pct = (v) => (v == null || isNaN(v) ? '–' : v.toFixed(1) + ' %');
+  const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  function bytes(v) {
+    if (v == null || isNaN(v)) return '–';
+    let i = 0;
+    while (Math.abs(v) >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
+    return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)) + ' ' + UNITS[i];
+  }
+  const rate = (v) => (v == null || isNaN(v) ? '–' : bytes(v) + '/s');
+  function duration(s) {
+    if (s == null) return '–';
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    if (d > 0) return `${d}d ${h}h`;
+    if (h > 0) return `${h}h ${m}m`;
+    return `${m}m ${Math.floor(s % 60)}s`;
+  }
+  function ago(t) {
+    const s = Math.max(0, (Date.now() - t) / 1000);
+    if (s < 60) return `${Math.floor(s)}s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+    return `${Math.floor(s / 86400)}d ago`;
+  }
+  const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  function withAlpha(color, a) {
+    const c = document.createElement('canvas').getContext('2d');
+    c.fillStyle = color;
+    const hex = c.fillStyle; // normalised to #rrggbb
+    if (!hex.startsWith('#')) return color;
+    const n = parseInt(hex.slice(1), 16);
+    return `rgba(${n >> 16 & 255},${n >> 8 & 255},${n & 255},${a})`;
+  }
+
+  // ---------- UI helpers ----------
+  let toastTimer;
+  function toast(msg) {
+    const el = $('toast');
+    el.textContent = msg;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+  }
+  function setConn(st, text) {
+    $('conn').dataset.state = st;
+    $('connText').textContent = text;
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  // ---------- token ----------
+  function readToken() {
+    // A link such as /#token=… (what `make dev` prints) or ?token=… sets the
+    // token once; it is then kept in localStorage and removed from the URL
+    // so it does not linger in history or get shared by copy-paste.
+    const hash = new URLSearchParams(location.hash.slice(1));
+    const query = new URLSearchParams(location.search);
+    const fromURL = hash.get('token') || query.get('token');
+    if (fromURL) {
+      localStorage.setItem(TOKEN_KEY, fromURL.trim());
+      hash.delete('token');
+      query.delete('token');
+      const q = query.toString(), h = hash.toString();
+      history.replaceState(null, '', location.pathname + (q ? '?' + q : '') + (h ? '#' + h : ''));
+    }
+    return localStorage.getItem(TOKEN_KEY) || '';
+  }
+  function showTokenDialog(err) {
+    $('tokenInput').value = state.token;
+    $('tokenError').hidden = !err;
+    $('tokenError').textContent = err || '';
+    const d = $('tokenDialog');
+    if (!d.open) d.showModal();
+  }
+  $('tokenForm').addEventListener('submit', (ev) => {
+    if (ev.submitter && ev.submitter.value === 'save') {
+      const t = $('tokenInput').value.trim();
+      if (!t) { ev.preventDefault(); $('tokenError').hidden = false; $('tokenError').textContent = 'Paste a token first.'; return; }
+      localStorage.setItem(TOKEN_KEY, t);
+      state.token = t;
+      restart();
+    }
+  });
+  $('tokenClear').addEventListener('click', () => {
+    localStorage.removeItem(TOKEN_KEY);
+    state.token = '';
+    $('tokenDialog').close();
+    restart();
+  });
+  $('tokenBtn').addEventListener('click', () => showTokenDialog());
+  $('emptyTokenBtn').addEventListener('click', () => showTokenDialog());
+
+  // ---------- REST ----------
+  class HTTPError extends Error {
+    constructor(status, msg) { super(msg); this.status = status; }
+  }
+  async function api(path) {
+    const res = await fetch(state.apiBase + path, { headers: { Authorization: 'Bearer ' + state.token } });
+    let body = null;
+    try { body = await res.json(); } catch (_) { /* not JSON */ }
+    if (!res.ok) throw new HTTPError(res.status, (body && body.error) || res.statusText);
+    return body;
+  }
+  function apiFailed(err, what) {
+    if (err instanceof HTTPError && err.status === 401) {
+      showTokenDialog(err.message);
+      return;
+    }
+    toast(`${what}: ${err.message}`);
+  }
+
+  // ---------- servers ----------
+  async function loadServers() {
+    if (!state.token) return;
+    let r;
+    try { r = await api('/api/servers'); } catch (err) { apiFailed(err, 'Servers'); return; }
+    state.servers = r.servers || [];
+    renderServers();
+    if (!state.server) {
+      const want = new URLSearchParams(location.hash.slice(1)).get('server');
+      const pick = state.servers.find((s) => s.id === want) || state.servers[0];
+      if (pick) select(pick.id);
+    } else {
+      // New instances appear without a reload.
+      const cur = state.servers.find((s) => s.id === state.server);
+      if (cur && (cur.instances || []).some((i) => !state.instances.has(i.id))) renderInstances(cur);
+    }
+    $('emptyText').textContent = state.servers.length ? 'Pick a server.' : 'No server has reported yet, or this token may not read any.';
+  }
+  function renderServers() {
+    const ul = $('servers');
+    const f = $('filter').value.trim().toLowerCase();
+    ul.replaceChildren();
+    let n = 0;
+    for (const s of state.servers) {
+      if (f && !s.id.toLowerCase().includes(f)) continue;
+      n++;
+      const age = Date.now() - Date.parse(s.lastSeenAt);
+      const b = el('button');
+      b.type = 'button';
+      b.dataset.server = s.id;
+      if (s.id === state.server) b.classList.add('on');
+      b.append(el('span', 'sdot' + (age < 60e3 ? ' fresh' : age < 600e3 ? ' stale' : '')), el('span', 'sname', s.id), el('span', 'sago', ago(Date.parse(s.lastSeenAt))));
+      b.title = `${s.id} · ${(s.instances || []).length} instances · last report ${new Date(s.lastSeenAt).toLocaleString()}`;
+      b.addEventListener('click', () => select(s.id));
+      const li = el('li');
+      li.append(b);
+      ul.append(li);
+    }
+    $('serverCount').textContent = state.servers.length || '';
+    $('serversNote').hidden = state.servers.length > 0;
+    $('serversNote').textContent = state.token ? 'No servers yet.' : 'No token.';
+  }
+  $('filter').addEventListener('input', renderServers);
+
+  function select(id) {
+    if (state.server === id) return;
+    state.server = id;
+    state.latest = null;
+    state.sysinfo = null;
+    state.hist = [];
+    const h = new URLSearchParams(location.hash.slice(1));
+    h.set('server', id);
+    history.replaceState(null, '', '#' + h.toString());
+    $('empty').hidden = true;
+    $('detail').hidden = false;
+    $('serverName').textContent = id;
+    for (const t of document.querySelectorAll('.tile')) resetTile(t);
+    renderServers();
+    const srv = state.servers.find((s) => s.id === id);
+    renderInstances(srv);
+    subscribeSelected();
+    loadHistory();
+  }
+
+  // ---------- tiles ----------
+  function resetTile(t) {
+    t.querySelector('.value').textContent = '–';
+    t.querySelector('.sub').textContent = '';
+    const m = t.querySelector('.meter i');
+    if (m) m.style.width = '0';
+  }
+  function setTile(id, value, sub, meter) {
+    const t = $('tile-' + id);
+    const v = t.querySelector('.value');
+    if (v.textContent !== value) {
+      v.textContent = value;
+      t.classList.add('flash');
+      requestAnimationFrame(() => requestAnimationFrame(() => t.classList.remove('flash')));
+    }
+    t.querySelector('.sub').textContent = sub || '';
+    const m = t.querySelector('.meter');
+    if (m && meter != null) {
+      const p = Math.max(0, Math.min(100, meter));
+      m.querySelector('i').style.width = p + '%';
+      m.classList.toggle('warn', p >= 75 && p < 90);
+      m.classList.toggle('crit', p >= 90);
+    }
+  }
+  function renderTiles(m) {
+    const si = state.sysinfo;
+    const cores = si && si.cpus && si.cpus.length ? `${si.cpus.length} cores${si.cpus[0].model ? ' · ' + si.cpus[0].model : ''}` : '';
+    setTile('cpu', pct(m.cpuUsagePercent), cores, m.cpuUsagePercent);
+    setTile('load', m.cpuLoad1m.toFixed(2), `5m ${m.cpuLoad5m.toFixed(2)} · 15m ${m.cpuLoad15m.toFixed(2)}`);
+    setTile('ram', pct(m.ramUsagePercent), `${bytes(m.ramUsedBytes)} of ${bytes(m.ramTotalBytes)}`, m.ramUsagePercent);
+    if (m.swapTotalBytes > 0) {
+      const sp = m.swapUsedBytes / m.swapTotalBytes * 100;
+      setTile('swap', pct(sp), `${bytes(m.swapUsedBytes)} of ${bytes(m.swapTotalBytes)}`, sp);
+    } else {
+      setTile('swap', 'none', 'no swap configured', 0);
+    }
+    setTile('disk', pct(m.diskUsagePercent), `${bytes(m.diskUsedBytes)} of ${bytes(m.diskTotalBytes)}`, m.diskUsagePercent);
+    setTile('rx', rate(m.networkRxBytesPerSec), `${bytes(m.networkRxBytes)} total`);
+    setTile('tx', rate(m.networkTxBytesPerSec), `${bytes(m.networkTxBytes)} total`);
+    const boot = Date.parse(m.collectedAt) - m.uptimeSeconds * 1000;
+    setTile('uptime', duration(m.uptimeSeconds), 'since ' + new Date(boot).toLocaleDateString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }));
+    document.body.dataset.lastSample = m.collectedAt;
+    tickUpdated();
+  }
+  function tickUpdated() {
+    const u = $('updated');
+    if (!state.latest) { u.textContent = 'waiting for data…'; u.className = 'updated'; return; }
+    const t = Date.parse(state.latest.collectedAt);
+    u.textContent = 'last sample ' + ago(t);
+    u.className = 'updated ' + (Date.now() - t < 45e3 ? 'fresh' : 'stale');
+  }
+  setInterval(() => { tickUpdated(); }, 1000);
+  setInterval(() => { renderServers(); }, 15000);
+  setInterval(() => { loadServers(); }, 30000);
+
+  function onServerMetric(id, m) {
+    if (id !== state.server) return;
+    if (state.latest && Date.parse(m.collectedAt) < Date.parse(state.latest.collectedAt)) return;
+    state.latest = m;
+    renderTiles(m);
+    // Live points extend the finest chart; coarser periods are rollups the
+    // query function computes, so they refresh from REST instead.
+    if (state.period === '1h') {
+      const last = state.hist[state.hist.length - 1];
+      if (!last || Date.parse(m.collectedAt) > Date.parse(last.collectedAt)) {
+        state.hist.push(m);
+        const cutoff = Date.now() - 3600e3;
+        while (state.hist.length && Date.parse(state.hist[0].collectedAt) < cutoff) state.hist.shift();
+        updateCharts();
+      }
+    }
+  }
+
+  // ---------- charts ----------
+  const CHARTS = [
+    { key: 'cpu', fmt: pct, range: [0, 100], series: [
+      { label: 'CPU', color: '--c1', fill: true, get: (m) => m.cpuUsagePercent },
+      { label: 'Peak', color: '--c3', get: (m) => m.cpuUsagePercentMax, dash: [4, 4] },
+    ] },
+    { key: 'mem', fmt: pct, range: [0, 100], series: [
+      { label: 'RAM', color: '--c2', fill: true, get: (m) => m.ramUsagePercent },
+      { label: 'Swap', color: '--c4', get: (m) => (m.swapTotalBytes > 0 ? m.swapUsedBytes / m.swapTotalBytes * 100 : null) },
+    ] },
+    { key: 'load', fmt: (v) => (v == null ? '–' : v.toFixed(2)), series: [
+      { label: '1m', color: '--c1', get: (m) => m.cpuLoad1m },
+      { label: '5m', color: '--c2', get: (m) => m.cpuLoad5m },
+      { label: '15m', color: '--c3', get: (m) => m.cpuLoad15m },
+    ] },
+    { key: 'net', fmt: rate, series: [
+      { label: 'In', color: '--c2', fill: true, get: (m) => m.networkRxBytesPerSec },
+      { label: 'Out', color: '--c4', get: (m) => m.networkTxBytesPerSec },
+    ] },
+    { key: 'disk', fmt: pct, range: [0, 100], series: [
+      { label: 'Used', color: '--c3', fill: true, get: (m) => m.diskUsagePercent },
+    ] },
+  ];
+  const shortBytes = (v) => bytes(v).replace(/\.\d+ /, ' ');
+
+  // columns turns points into uPlot columns, with a null where reports
+  // stopped for a while so the line breaks instead of bridging the gap.
+  function columns(points, getters) {
+    const xs = [], ys = getters.map(() => []);
+    let step = 0;
+    if (points.length > 2) {
+      const d = [];
+      for (let i = 1; i < points.length; i++) d.push(Date.parse(points[i].collectedAt) - Date.parse(points[i - 1].collectedAt));
+      d.sort((a, b) => a - b);
+      step = d[Math.floor(d.length / 2)] / 1000;
+    }
+    let prev = null;
+    for (const m of points) {
+      const x = Date.parse(m.collectedAt) / 1000;
+      if (prev != null && step > 0 && x - prev > step * 3) {
+        xs.push(prev + step);
+        ys.forEach((col) => col.push(null));
+      }
+      xs.push(x);
+      getters.forEach((g, i) => ys[i].push(g(m)));
+      prev = x;
+    }
+    return [xs, ...ys];
+  }
+
+  function buildCharts() {
+    for (const c of Object.values(state.charts)) c.destroy();
+    state.charts = {};
+    const muted = cssVar('--muted'), grid = cssVar('--grid');
+    for (const def of CHARTS) {
+      const host = $('chart-' + def.key);
+      host.replaceChildren();
+      const axisFmt = def.key === 'net' ? (u, vals) => vals.map((v) => shortBytes(v) + '/s')
+        : def.range ? (u, vals) => vals.map((v) => v + '%') : undefined;
+      const opts = {
+        width: Math.max(200, host.clientWidth),
+        height: 200,
+        cursor: { sync: { key: 'vitals' }, drag: { x: false, y: false } },
+        legend: { live: true },
+        scales: {
+          x: { time: true },
+          y: def.range ? { range: def.range } : { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
+        },
+        axes: [
+          { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
+          { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { show: false }, size: def.key === 'net' ? 78 : 50, values: axisFmt },
+        ],
+        series: [{ value: (u, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: state.period === '1h' ? '2-digit' : undefined })) }].concat(def.series.map((s) => {
+          const color = cssVar(s.color);
+          return {
+            label: s.label, stroke: color, width: 1.75,
+            fill: s.fill ? withAlpha(color, 0.13) : undefined,
+            dash: s.dash, points: { show: false },
+            value: (u, v) => def.fmt(v),
+          };
+        })),
+      };
+      const data = columns(state.hist, def.series.map((s) => s.get));
+      state.charts[def.key] = new uPlot(opts, data, host);
+    }
+    buildSparks();
+  }
+  function updateCharts() {
+    for (const def of CHARTS) {
+      const c = state.charts[def.key];
+      if (c) c.setData(columns(state.hist, def.series.map((s) => s.get)));
+    }
+  }
+  const ro = new ResizeObserver(() => {
+    for (const def of CHARTS) {
+      const c = state.charts[def.key];
+      const host = $('chart-' + def.key);
+      if (c && host.clientWidth > 0 && Math.abs(c.width - host.clientWidth) > 2) c.setSize({ width: host.clientWidth, height: 200 });
+    }
+  });
+  for (const def of CHARTS) ro.observe($('chart-' + def.key));
+  matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => buildCharts());
+
+  async function loadHistory() {
+    const id = state.server, p = state.period;
+    if (!id) return;
+    $('charts').classList.add('loading');
+    let r;
+    try {
+      r = await api(`/api/servers/${encodeURIComponent(id)}/metrics?period=${p}`);
+    } catch (err) {
+      $('charts').classList.remove('loading');
+      apiFailed(err, 'History');
+      return;
+    }
+    if (id !== state.server || p !== state.period) return; // a newer choice won
+    state.hist = r.metrics || [];
+    // A live sample that arrived before the history keeps its place.
+    if (p === '1h' && state.latest) {
+      const last = state.hist[state.hist.length - 1];
+      if (!last || Date.parse(state.latest.collectedAt) > Date.parse(last.collectedAt)) state.hist.push(state.latest);
+    }
+    if (!state.latest && state.hist.length) {
+      state.latest = state.hist[state.hist.length - 1];
+      renderTiles(state.latest);
+    }
+    buildCharts();
+    $('charts').classList.remove('loading');
+    document.body.dataset.period = p;
+    document.body.dataset.points = String(state.hist.length);
+    loadInstanceHistory(id, p);
+  }
+  for (const b of $('periods').querySelectorAll('button')) {
+    b.addEventListener('click', () => {
+      const p = b.dataset.period;
+      if (!PERIODS.includes(p) || p === state.period) return;
+      state.period = p;
+      for (const o of $('periods').querySelectorAll('button')) o.classList.toggle('on', o === b);
+      loadHistory();
+    });
+  }
+
+  // ---------- instances ----------
+  function renderInstances(srv) {
+    const list = (srv && srv.instances) || [];
+    const tbody = $('instances');
+    const keep = new Map();
+    for (const inst of list) {
+      const prev = state.instances.get(inst.id);
+      keep.set(inst.id, prev || { name: inst.name, latest: null, hist: [], row: null, spark: null });
+    }
+    for (const [id, it] of state.instances) if (!keep.has(id) && it.spark) it.spark.destroy();
+    state.instances = keep;
+    tbody.replaceChildren();
+    for (const [id, it] of keep) {
+      const tr = el('tr');
+      tr.dataset.instance = id;
+      const name = el('td');
+      name.append(el('div', 'iname', it.name), el('div', 'iid', id));
+      tr.append(name, el('td', 'num icpu', '–'), el('td', 'num imem', '–'), el('td', 'num iio', '–'));
+      const sp = el('td', 'spark-col');
+      sp.append(el('div', 'spark'));
+      tr.append(sp);
+      tbody.append(tr);
+      it.row = tr;
+      it.spark = null;
+      if (it.latest) renderInstance(it);
+    }
+    $('instCount').textContent = list.length || '';
+    $('noInstances').hidden = list.length > 0;
+    subscribeInstances();
+  }
+  function renderInstance(it) {
+    const m = it.latest;
+    if (!m || !it.row) return;
+    it.row.querySelector('.icpu').textContent = pct(m.cpuUsagePercent);
+    it.row.querySelector('.imem').textContent = m.memoryLimitBytes > 0
+      ? `${bytes(m.memoryUsedBytes)} · ${m.memoryUsagePercent.toFixed(1)} %` : bytes(m.memoryUsedBytes);
+    it.row.querySelector('.iio').textContent = `R ${bytes(m.diskReadBytes)} · W ${bytes(m.diskWriteBytes)}`;
+  }
+  function onInstanceMetric(id, m) {
+    const it = state.instances.get(id);
+    if (!it) return;
+    if (it.latest && Date.parse(m.collectedAt) < Date.parse(it.latest.collectedAt)) return;
+    it.latest = m;
+    renderInstance(it);
+    if (state.period === '1h' && it.spark) {
+      it.hist.push(m);
+      it.spark.setData(columns(it.hist, [(x) => x.cpuUsagePercent]));
+    }
+  }
+  async function loadInstanceHistory(serverID, p) {
+    for (const [id, it] of state.instances) {
+      let r;
+      try {
+        r = await api(`/api/instances/${encodeURIComponent(id)}/monitoring/metrics?period=${p}`);
+      } catch (err) {
+        if (!(err instanceof HTTPError && err.status === 404)) apiFailed(err, 'Instance history');
+        continue;
+      }
+      if (serverID !== state.server || p !== state.period) return;
+      it.hist = r.metrics || [];
+      if (!it.latest && it.hist.length) { it.latest = it.hist[it.hist.length - 1]; renderInstance(it); }
+      buildSpark(it);
+    }
+  }
+  function buildSpark(it) {
+    if (!it.row) return;
+    const host = it.row.querySelector('.spark');
+    if (it.spark) it.spark.destroy();
+    host.replaceChildren();
+    const color = cssVar('--c1');
+    it.spark = new uPlot({
+      width: 200, height: 36,
+      cursor: { show: false }, legend: { show: false },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      axes: [{ show: false }, { show: false }],
+      series: [{}, { stroke: color, width: 1.5, fill: withAlpha(color, 0.15), points: { show: false } }],
+    }, columns(it.hist, [(x) => x.cpuUsagePercent]), host);
+  }
+  function buildSparks() { for (const it of state.instances.values()) if (it.hist.length) buildSpark(it); }
+
+  // ---------- WebSocket ----------
+  let ws = null, authed = false, backoff = 1000, retryTimer = null, wsGen = 0;
+  function connectWS() {
+    clearTimeout(retryTimer);
+    if (!state.token) { setConn('offline', 'no token'); return; }
+    const gen = ++wsGen;
+    setConn('connecting', 'connecting…');
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const sock = new WebSocket(`${proto}//${location.host}/api/health/ws`);
+    ws = sock;
+    authed = false;
+    sock.onopen = () => sock.send('auth ' + state.token);
+    sock.onmessage = (ev) => { if (gen === wsGen) onWSMessage(ev.data); };
+    sock.onclose = (ev) => {
+      if (gen !== wsGen) return;
+      authed = false;
+      const why = ev.reason ? ` (${ev.reason})` : '';
+      setConn(ev.code === 1008 ? 'error' : 'offline', 'reconnecting' + why);
+      retryTimer = setTimeout(connectWS, backoff);
+      backoff = Math.min(backoff * 2, 30000);
+    };
+  }
+  function send(cmd) { if (ws && ws.readyState === WebSocket.OPEN && authed) ws.send(cmd); }
+  function onWSMessage(d) {
+    if (d === 'ok') {
+      if (!authed) {
+        authed = true;
+        backoff = 1000;
+        setConn('live', 'live');
+        subscribeSelected();
+      }
+      return;
+    }
+    if (d === 'pong') return;
+    if (d.startsWith('error:')) {
+      const msg = d.slice(6).trim();
+      if (!authed) {
+        setConn('error', 'not authorised');
+        wsGen++; // stop reconnecting with a token the server refuses
+        ws.close();
+        showTokenDialog(msg);
+      } else if (!/not found/.test(msg)) {
+        // An instance that stopped reporting has no latest metric: not
+        // worth a toast.
+        toast(msg);
+      }
+      return;
+    }
+    let m;
+    try { m = JSON.parse(d); } catch (_) { return; }
+    if (m.type === 'server') onServerMetric(m.id, m.metric);
+    else if (m.type === 'instance') onInstanceMetric(m.id, m.metric);
+    else if (m.cpus && m.mem) { state.sysinfo = m; if (state.latest) renderTiles(state.latest); }
+  }
+  function subscribeSelected() {
+    if (!authed || !state.server) return;
+    send('unsubscribe');
+    send('subscribe server ' + state.server);
+    send('sysinfo ' + state.server);
+    subscribeInstances();
+  }
+  function subscribeInstances() {
+    if (!authed) return;
+    for (const id of state.instances.keys()) send('subscribe instance ' + id);
+  }
+
+  // ---------- start ----------
+  function restart() {
+    state.server = '';
+    state.servers = [];
+    for (const c of Object.values(state.charts)) c.destroy();
+    state.charts = {};
+    $('detail').hidden = true;
+    $('empty').hidden = false;
+    renderServers();
+    if (ws) { wsGen++; ws.close(); }
+    if (!state.token) { setConn('offline', 'no token'); showTokenDialog(); return; }
+    connectWS();
+    loadServers();
+  }
+  async function start() {
+    try {
+      const r = await fetch('config.json');
+      if (r.ok) state.apiBase = ((await r.json()).apiBase || '').replace(/\/$/, '');
+    } catch (_) { /* same origin */ }
+    state.token = readToken();
+    restart();
+  }
+  start();
+})();
