@@ -240,7 +240,7 @@
     setTile('rx', rate(m.networkRxBytesPerSec), `${bytes(m.networkRxBytes)} total`);
     setTile('tx', rate(m.networkTxBytesPerSec), `${bytes(m.networkTxBytes)} total`);
     const boot = Date.parse(m.collectedAt) - m.uptimeSeconds * 1000;
-    setTile('uptime', duration(m.uptimeSeconds), 'since ' + new Date(boot).toLocaleDateString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }));
+    setTile('uptime', duration(m.uptimeSeconds), 'since ' + new Date(boot).toLocaleDateString(undefined, { month: 'short', day: 'numeric' }));
     document.body.dataset.lastSample = m.collectedAt;
     tickUpdated();
   }
@@ -277,7 +277,8 @@
   const CHARTS = [
     { key: 'cpu', fmt: pct, range: [0, 100], series: [
       { label: 'CPU', color: '--c1', fill: true, get: (m) => m.cpuUsagePercent },
-      { label: 'Peak', color: '--c3', get: (m) => m.cpuUsagePercentMax, dash: [4, 4] },
+      // Raw points have no separate peak; rollups keep it.
+      { label: 'Peak', color: '--c3', get: (m) => m.cpuUsagePercentMax, dash: [4, 4], rollupOnly: true },
     ] },
     { key: 'mem', fmt: pct, range: [0, 100], series: [
       { label: 'RAM', color: '--c2', fill: true, get: (m) => m.ramUsagePercent },
@@ -297,6 +298,14 @@
     ] },
   ];
   const shortBytes = (v) => bytes(v).replace(/\.\d+ /, ' ');
+  const WINDOW = { '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400 };
+
+  // showLatest puts the newest values in the legend while the cursor is
+  // elsewhere, so the legend reads as a caption rather than dashes.
+  function showLatest(u) {
+    const n = u.data[0].length;
+    if (n > 0 && u.cursor.left < 0) u.setLegend({ idx: n - 1 });
+  }
 
   // columns turns points into uPlot columns, with a null where reports
   // stopped for a while so the line breaks instead of bridging the gap.
@@ -338,7 +347,9 @@
         cursor: { sync: { key: 'vitals' }, drag: { x: false, y: false } },
         legend: { live: true },
         scales: {
-          x: { time: true },
+          // The whole period, so a server that started reporting recently
+          // or went quiet shows as such.
+          x: { time: true, range: (u, min, max) => { const now = Date.now() / 1000; return [Math.min(min, now - WINDOW[state.period]), Math.max(max, now)]; } },
           y: def.range ? { range: def.range } : { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
         },
         axes: [
@@ -351,10 +362,12 @@
             label: s.label, stroke: color, width: 1.75,
             fill: s.fill ? withAlpha(color, 0.13) : undefined,
             dash: s.dash, points: { show: false },
+            show: !(s.rollupOnly && state.period === '1h'),
             value: (u, v) => def.fmt(v),
           };
         })),
       };
+      opts.hooks = { ready: [showLatest], setData: [showLatest], setCursor: [(u) => { if (u.cursor.left < 0) showLatest(u); }] };
       const data = columns(state.hist, def.series.map((s) => s.get));
       state.charts[def.key] = new uPlot(opts, data, host);
     }
