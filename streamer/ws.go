@@ -1,11 +1,14 @@
 package streamer
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,7 +68,7 @@ type wsSub struct {
 func (sub *wsSub) deliver(f *frame) { sub.c.push(sub, f.at, f.ws) }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 		// Metric messages are ~1 KB of JSON sent once per sample: a
 		// per-connection deflate window would cost far more memory than it
@@ -83,11 +86,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(statusGoingAway, "server shutting down")
 		return
 	}
-	defer s.unregister(c, nil)
 	s.stats.wsOpened.Add(1)
 	s.stats.wsOpen.Add(1)
-	defer s.stats.wsOpen.Add(-1)
-
 	c.mu.Lock()
 	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
 		c.mu.Lock()
@@ -98,10 +98,24 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	c.mu.Unlock()
-	defer c.cleanup()
+	// The connection is hijacked: net/http is done with it. Reading on a
+	// fresh goroutine lets the handler's deep stack, the request and the
+	// server's buffers go, which is most of what an idle socket would
+	// otherwise keep (see docs/PERFORMANCE.md).
+	go c.readLoop()
+}
 
+// readLoop reads commands until the socket closes. Commands run on a
+// short-lived goroutine so that the stack this long-lived one keeps stays
+// as small as a blocked read needs, not as deep as JWT verification.
+func (c *wsClient) readLoop() {
+	s := c.s
+	defer s.unregister(c, nil)
+	defer s.stats.wsOpen.Add(-1)
+	defer c.cleanup()
+	done := make(chan struct{}, 1)
 	for {
-		typ, data, err := conn.Read(context.Background())
+		typ, data, err := c.conn.Read(context.Background())
 		if err != nil {
 			if st := websocket.CloseStatus(err); st == -1 && !errors.Is(err, context.Canceled) {
 				s.log.Debug("websocket read ended", "err", err)
@@ -116,9 +130,58 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		case !utf8.Valid(data):
 			c.reply("error: message is not valid UTF-8")
 		default:
-			c.command(string(data))
+			go func() { c.command(string(data)); done <- struct{}{} }()
+			<-done
 		}
 	}
+}
+
+// smallBuffers hands coder/websocket right-sized buffers when it hijacks
+// the connection: net/http's are 4 KiB each way, while commands are a few
+// hundred bytes and a metric push ~1 KiB. With 10,000 sockets that is the
+// difference between ~80 MiB and ~25 MiB of buffers.
+type smallBuffers struct{ http.ResponseWriter }
+
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 2048 // one push (header + ~1.1 KiB JSON) per syscall
+)
+
+func (b smallBuffers) Unwrap() http.ResponseWriter { return b.ResponseWriter }
+
+func (b smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(b.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes the client sent right behind its upgrade request are already
+	// in net/http's reader; serve them first.
+	if n := brw.Reader.Buffered(); n > 0 {
+		pending, _ := brw.Reader.Peek(n)
+		conn = &prefixConn{Conn: conn, pending: bytes.Clone(pending)}
+	}
+	if n := brw.Writer.Buffered(); n > 0 {
+		if err := brw.Writer.Flush(); err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, wsReadBuffer), bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+}
+
+// prefixConn reads pending bytes before the connection's own.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
 
 // command runs one text command and queues its reply.

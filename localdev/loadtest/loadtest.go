@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,7 +99,11 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func run(ctx context.Context, o options, args []string, stdout io.Writer) error {
-	if lim, err := raiseFDLimit(); err == nil && lim < uint64(o.ws+o.sse)*2+256 && !o.inprocess {
+	need := uint64(o.ws+o.sse) + 256 // the driver holds the client ends
+	if o.inprocess {
+		need += uint64(o.ws + o.sse)
+	}
+	if lim, err := raiseFDLimit(); err == nil && lim < need {
 		fmt.Fprintf(stdout, "warning: open-file limit %d may be too low for %d connections (raise the hard limit: ulimit -Hn)\n", lim, o.ws+o.sse)
 	}
 
@@ -221,6 +226,9 @@ func run(ctx context.Context, o options, args []string, stdout io.Writer) error 
 		pctl(lat, 0.50), pctl(lat, 0.90), pctl(lat, 0.99), pctl(lat, 1), len(lat))
 	fmt.Fprintf(stdout, "streamer:  RSS %s loaded (baseline %s) → %.1f KiB per connection; CPU %.0f%% of one core\n",
 		kib(rss), kib(rss0), perConn/1024, cpuPct)
+	if m := askMem(); m != "" {
+		fmt.Fprintf(stdout, "runtime:   %s\n", m)
+	}
 	fmt.Fprintf(stdout, "dropped:   %d clients closed by the streamer during the run\n", st.closed.Load())
 	p99 := pctlDur(lat, 0.99)
 	fmt.Fprintf(stdout, "targets:   RSS/conn ≤ 25 KiB: %s   p99 ≤ 50 ms: %s\n",
@@ -539,6 +547,12 @@ func newStreamer(store *redisstore.Store, secret string) (*streamer.Server, erro
 	}, streamer.Config{})
 }
 
+// childMem and askMem fetch the child's Go memory statistics.
+var (
+	childMem = make(chan string, 1)
+	askMem   = memStats
+)
+
 // startChild re-executes this program with -role=streamer. The arguments
 // that led to Main (such as "load" after localdev) are kept, so the child
 // reaches Main again.
@@ -584,8 +598,25 @@ func startChild(ctx context.Context, o options, args []string, redisURL, secret 
 			if a, ok := strings.CutPrefix(sc.Text(), "LISTENING "); ok {
 				addrCh <- a
 			}
+			if m, ok := strings.CutPrefix(sc.Text(), "MEMSTATS "); ok {
+				select {
+				case childMem <- m:
+				default:
+				}
+			}
 		}
 	}()
+	askMem = func() string {
+		if _, err := io.WriteString(stdin, "stats\n"); err != nil {
+			return ""
+		}
+		select {
+		case m := <-childMem:
+			return m
+		case <-time.After(5 * time.Second):
+			return ""
+		}
+	}
 	select {
 	case a := <-addrCh:
 		return "http://" + a, cmd.Process.Pid, stop, nil
@@ -618,12 +649,28 @@ func runChild(ctx context.Context, o options, stdout io.Writer) error {
 	defer stop()
 	fmt.Fprintf(stdout, "LISTENING %s\n", strings.TrimPrefix(base, "http://"))
 	eof := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(eof) }()
+	go func() {
+		// Each line on stdin asks for the Go runtime's view of memory.
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			fmt.Fprintf(stdout, "MEMSTATS %s\n", memStats())
+		}
+		close(eof)
+	}()
 	select {
 	case <-eof:
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// memStats summarises where the process's memory is, per the Go runtime.
+func memStats() string {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return fmt.Sprintf("heap in use %.1f MiB, stacks %.1f MiB, other runtime %.1f MiB, goroutines %d, GC cycles %d",
+		float64(m.HeapInuse)/(1<<20), float64(m.StackInuse)/(1<<20),
+		float64(m.Sys-m.HeapSys-m.StackSys)/(1<<20), runtime.NumGoroutine(), m.NumGC)
 }
 
 // ---------- process helpers (Linux /proc) ----------
