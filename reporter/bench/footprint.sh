@@ -4,7 +4,9 @@
 # 1 s interval, spooling and sending every sample) and per scrape
 # (node_exporter, default collectors, scraped every second on loopback).
 #
-# usage: reporter/bench/footprint.sh [seconds] [node_exporter binary]
+# usage: [FOOTPRINT_TLS=1] reporter/bench/footprint.sh [seconds] [node_exporter binary]
+#   FOOTPRINT_TLS=1 sends over HTTPS (a self-signed loopback certificate,
+#   trusted through SSL_CERT_FILE), as in production.
 #   node_exporter is not part of Vitals; build one for the comparison only:
 #   GOBIN=$(mktemp -d) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" github.com/prometheus/node_exporter@v1.12.1
 set -euo pipefail
@@ -24,10 +26,16 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 rep_size=$(stat -c %s "$tmp/vitals-reporter")
 
 sinkport=$(freeport)
-python3 "$root/reporter/bench/sink.py" "$sinkport" "$tmp/received" & pids+=($!)
+scheme=http; tlsargs=()
+if [[ "${FOOTPRINT_TLS:-}" == 1 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  scheme=https; tlsargs=("$tmp/cert.pem" "$tmp/key.pem"); export SSL_CERT_FILE="$tmp/cert.pem"
+fi
+python3 "$root/reporter/bench/sink.py" "$sinkport" "$tmp/received" "${tlsargs[@]}" & pids+=($!)
 sleep 0.5
 VITALS_HOST_KEY=$(openssl rand -hex 32) "$tmp/vitals-reporter" run --server-id footprint --interval 1s \
-  --ingest-url "http://127.0.0.1:$sinkport/api/ingest" --state-dir "$tmp/state" --log-level warn 2>"$tmp/reporter.log" &
+  --ingest-url "$scheme://127.0.0.1:$sinkport/api/ingest" --state-dir "$tmp/state" --log-level warn 2>"$tmp/reporter.log" &
 rep=$!; pids+=($rep)
 
 if [[ -n "$ne" ]]; then
@@ -53,7 +61,7 @@ r1=$(cputicks $rep); s1=$(wc -l <"$tmp/received")
 stats() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { printf "%.1f MiB median, %.1f MiB max", a[int((NR+1)/2)]/1024, a[NR]/1024 }'; }
 per() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.2f ms (%d ticks / %d)", t * 1000 / hz / n, t, n; else print "n/a" }'; }
 
-echo "| | vitals-reporter (run, 1 s) | node_exporter |"
+echo "| | vitals-reporter (run, 1 s, $scheme) | node_exporter |"
 echo "|---|---|---|"
 printf '| stripped binary | %.2f MiB (%d B) | %s |\n' "$(echo "$rep_size/1048576" | bc -l)" "$rep_size" \
   "$([[ -n "$ne" ]] && printf '%.2f MiB (%d B)' "$(echo "$ne_size/1048576" | bc -l)" "$ne_size" || echo n/a)"
