@@ -40,6 +40,7 @@ type Agent struct {
 	lastAt time.Time
 
 	collected, sent, rejected atomic.Uint64
+	accepted, duplicates      atomic.Uint64
 	spoolStats                atomic.Pointer[spool.Stats]
 }
 
@@ -49,6 +50,9 @@ type Stats struct {
 	Collected uint64
 	// Sent samples were accepted by ingest (duplicates included).
 	Sent uint64
+	// Accepted and Duplicates split Sent as the ingest counted them: new
+	// samples, and samples it already had (a re-send after a lost answer).
+	Accepted, Duplicates uint64
 	// Rejected samples were refused by ingest with a permanent error
 	// (4xx other than 408/429) and dropped.
 	Rejected uint64
@@ -108,7 +112,10 @@ func orUnknown(v string) string {
 
 // Stats returns the counters so far.
 func (a *Agent) Stats() Stats {
-	st := Stats{Collected: a.collected.Load(), Sent: a.sent.Load(), Rejected: a.rejected.Load()}
+	st := Stats{
+		Collected: a.collected.Load(), Sent: a.sent.Load(), Rejected: a.rejected.Load(),
+		Accepted: a.accepted.Load(), Duplicates: a.duplicates.Load(),
+	}
 	if sp := a.spoolStats.Load(); sp != nil {
 		st.Pending, st.SpoolDropped = sp.Pending, sp.Dropped
 	}
@@ -317,6 +324,8 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 				return err
 			}
 			a.sent.Add(uint64(len(recs)))
+			a.accepted.Add(uint64(max(res.result.Accepted, 0)))
+			a.duplicates.Add(uint64(max(res.result.Duplicates, 0)))
 			if failures > 0 {
 				a.logger.Info("ingest reachable again", "attempts", failures+1)
 			}

@@ -174,7 +174,7 @@ func TestOnceDelivers(t *testing.T) {
 	if len(got[0].Instances) != 1 || got[0].Instances[0].InstanceID != metric.InstanceUUID(serverID, "self") {
 		t.Errorf("instances = %+v", got[0].Instances)
 	}
-	if st := a.Stats(); st.Sent != 1 || st.Pending != 0 || st.Collected != 1 {
+	if st := a.Stats(); st.Sent != 1 || st.Accepted != 1 || st.Pending != 0 || st.Collected != 1 {
 		t.Errorf("stats = %+v", st)
 	}
 }
