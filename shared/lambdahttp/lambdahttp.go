@@ -1,0 +1,86 @@
+// Package lambdahttp runs one http.Handler either as an AWS Lambda function
+// behind API Gateway HTTP API (payload v2) or as a plain net/http server, so
+// the same handler is deployed serverless and run locally.
+package lambdahttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+)
+
+// Server timeouts outside Lambda: slow or idle clients must not hold
+// connections forever (Slowloris), while a 1 MiB ingest body on a slow
+// uplink still fits.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 120 * time.Second
+	ShutdownTimeout   = 10 * time.Second
+)
+
+// Proxy adapts h to an API Gateway HTTP API (v2) Lambda handler. It is the
+// exact function Serve hands to the Lambda runtime, so tests drive it with
+// recorded events.
+func Proxy(h http.Handler) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	return httpadapter.NewV2(h).ProxyWithContext
+}
+
+// Serve runs h until ctx is cancelled: under the Lambda runtime when
+// AWS_LAMBDA_RUNTIME_API is set (getenv), else as an HTTP server on addr,
+// shut down gracefully (in-flight requests finish) when ctx ends.
+func Serve(ctx context.Context, h http.Handler, addr string, getenv func(string) string, logger *slog.Logger) error {
+	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		logger.Info("starting under the Lambda runtime")
+		lambda.StartWithOptions(Proxy(h), lambda.WithContext(ctx))
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set VITALS_ADDR to use another address): %w", addr, err)
+	}
+	return ServeListener(ctx, h, ln, logger)
+}
+
+// ServeListener is Serve's net/http half on an open listener (tests pass
+// 127.0.0.1:0). It logs "listening" with the address.
+func ServeListener(ctx context.Context, h http.Handler, ln net.Listener, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
