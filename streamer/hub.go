@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -398,16 +399,30 @@ func (h *hub) refresher() {
 }
 
 func (h *hub) refresh(t *topic) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	f, err := h.latest(ctx, t.kind, t.id)
-	if err != nil {
-		if !isNotFound(err) {
+	// Right after Redis came back, the store's pooled connections may still
+	// be the dead ones; retry for a while rather than leave clients stale.
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		f, err := h.latest(ctx, t.kind, t.id)
+		cancel()
+		switch {
+		case err == nil:
+			h.publish(t, f)
+			return
+		case isNotFound(err):
+			return
+		case !errors.Is(err, metric.ErrUnavailable) || attempt == 6:
 			h.log.Warn("fetch latest after subscribe failed", "channel", t.channel, "err", err)
+			return
 		}
-		return
+		select {
+		case <-time.After(backoff):
+			backoff *= 2
+		case <-h.stop:
+			return
+		}
 	}
-	h.publish(t, f)
 }
 
 // latest reads the newest metric of a series from the store as a frame.

@@ -35,8 +35,9 @@ const maxSubscriptions = 256
 // bounded queue drained by a writer goroutine that exists only while there
 // is something to write, so an idle connection costs one goroutine.
 type wsClient struct {
-	s    *Server
-	conn *websocket.Conn
+	s       *Server
+	conn    *websocket.Conn
+	netConn net.Conn // under conn: a socket deadline bounds each batch of writes
 
 	mu        sync.Mutex
 	queue     [][]byte
@@ -68,7 +69,8 @@ type wsSub struct {
 func (sub *wsSub) deliver(f *frame) { sub.c.push(sub, f.at, f.ws) }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 		// Metric messages are ~1 KB of JSON sent once per sample: a
 		// per-connection deflate window would cost far more memory than it
@@ -81,7 +83,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(s.cfg.ReadLimit)
-	c := &wsClient{s: s, conn: conn}
+	c := &wsClient{s: s, conn: conn, netConn: sb.conn}
 	if !s.register(c, nil) {
 		_ = conn.Close(statusGoingAway, "server shutting down")
 		return
@@ -140,16 +142,19 @@ func (c *wsClient) readLoop() {
 // the connection: net/http's are 4 KiB each way, while commands are a few
 // hundred bytes and a metric push ~1 KiB. With 10,000 sockets that is the
 // difference between ~80 MiB and ~25 MiB of buffers.
-type smallBuffers struct{ http.ResponseWriter }
+type smallBuffers struct {
+	http.ResponseWriter
+	conn net.Conn // the hijacked connection, for write deadlines
+}
 
 const (
 	wsReadBuffer  = 512
 	wsWriteBuffer = 2048 // one push (header + ~1.1 KiB JSON) per syscall
 )
 
-func (b smallBuffers) Unwrap() http.ResponseWriter { return b.ResponseWriter }
+func (b *smallBuffers) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
-func (b smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (b *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(b.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -166,6 +171,7 @@ func (b smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	b.conn = conn
 	return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, wsReadBuffer), bufio.NewWriterSize(conn, wsWriteBuffer)), nil
 }
 
@@ -509,13 +515,15 @@ func (c *wsClient) writeLoop() {
 		batch := c.queue
 		c.queue = nil
 		c.mu.Unlock()
+		// A socket deadline, not a context per write: a context makes
+		// coder/websocket arm and disarm a timer callback for every frame,
+		// which dominates the cost of fanning one sample out to thousands.
+		_ = c.netConn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 		for i, msg := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-			err := c.conn.Write(ctx, websocket.MessageText, msg)
-			cancel()
+			err := c.conn.Write(context.Background(), websocket.MessageText, msg)
 			batch[i] = nil
 			if err != nil {
-				// A write that timed out has closed the connection already;
+				// The client took longer than WriteTimeout, or went away;
 				// the reader then ends and cleans up.
 				c.mu.Lock()
 				c.closed, c.writing, c.queue = true, false, nil
@@ -529,6 +537,7 @@ func (c *wsClient) writeLoop() {
 			c.pending--
 			c.mu.Unlock()
 		}
+		_ = c.netConn.SetWriteDeadline(time.Time{})
 	}
 }
 
