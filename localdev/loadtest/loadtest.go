@@ -188,6 +188,7 @@ func run(ctx context.Context, o options, args []string, stdout io.Writer) error 
 	}
 	rss1, _ := rssOf(pid)
 	cpu0, _ := cpuTicks(pid)
+	self0, _ := cpuTicks(os.Getpid())
 	st.measureFrom(time.Now())
 	pub0 := published.Load()
 	mStart := time.Now()
@@ -199,6 +200,7 @@ func run(ctx context.Context, o options, args []string, stdout io.Writer) error 
 	window := time.Since(mStart)
 	pub1 := published.Load()
 	cpu1, _ := cpuTicks(pid)
+	self1, _ := cpuTicks(os.Getpid())
 	rss2, _ := rssOf(pid)
 	stopPub()
 	pubWG.Wait()
@@ -226,6 +228,10 @@ func run(ctx context.Context, o options, args []string, stdout io.Writer) error 
 		pctl(lat, 0.50), pctl(lat, 0.90), pctl(lat, 0.99), pctl(lat, 1), len(lat))
 	fmt.Fprintf(stdout, "streamer:  RSS %s loaded (baseline %s) → %.1f KiB per connection; CPU %.0f%% of one core\n",
 		kib(rss), kib(rss0), perConn/1024, cpuPct)
+	if !o.inprocess {
+		fmt.Fprintf(stdout, "clients:   the load driver (clients + publisher) used %.0f%% of one core on the same machine\n",
+			float64(self1-self0)/clockTicks/window.Seconds()*100)
+	}
 	if m := askMem(); m != "" {
 		fmt.Fprintf(stdout, "runtime:   %s\n", m)
 	}
