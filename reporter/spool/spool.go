@@ -176,6 +176,12 @@ func (s *Spool) load() error {
 
 	cur, dropped := s.readCursor()
 	s.dropped = dropped
+	if n := len(s.segs); n > 0 && cur.Seg > s.segs[n-1].id {
+		// The cursor always points into an existing segment (the one
+		// appended to is never deleted); one past them all is damage.
+		// Trusting it would delete every record: start over instead.
+		cur = Position{}
+	}
 
 	// Validate every segment, cutting a torn tail, and count what is
 	// pending after the cursor.

@@ -183,11 +183,12 @@ func TestCrashMidWrite(t *testing.T) {
 
 func TestDamagedCursorResendsNotLoses(t *testing.T) {
 	for name, content := range map[string]string{
-		"garbage":          "{not json",
-		"inside a record":  `{"segment":1,"offset":5,"dropped":0}`,
-		"negative offset":  `{"segment":1,"offset":-4}`,
-		"unknown segment":  `{"segment":0,"offset":0}`,
-		"cursor temp left": "",
+		"garbage":            "{not json",
+		"inside a record":    `{"segment":1,"offset":5,"dropped":0}`,
+		"negative offset":    `{"segment":1,"offset":-4}`,
+		"unknown segment":    `{"segment":0,"offset":0}`,
+		"past every segment": `{"segment":99,"offset":0}`,
+		"cursor temp left":   "",
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
