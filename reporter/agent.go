@@ -122,8 +122,10 @@ func (a *Agent) Stats() Stats {
 	return st
 }
 
-// Collect reads one sample. The first call on an Agent without saved
-// counters waits BaselineWindow for a second CPU reading.
+// Collect reads one sample without spooling or sending it. The first call
+// on an Agent without saved counters waits BaselineWindow for a second CPU
+// reading. It shares the previous reading with Run: called between two ticks
+// it shortens the window the next tick's CPU and rates cover, nothing worse.
 func (a *Agent) Collect(ctx context.Context) (metric.Sample, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
