@@ -1,0 +1,131 @@
+// Command vitals-streamer serves live updates: the WebSocket protocol at
+// /api/health/ws, the SSE streams, and the live-view page, fed by Redis
+// pub/sub. It is a long-running service (not a Lambda function).
+//
+// Configuration is the common VITALS_* environment (see shared/config:
+// VITALS_REDIS_URL, VITALS_JWT_SECRET or VITALS_JWT_JWKS_URL, …) plus
+// VITALS_STREAMER_ORIGINS (extra browser origins allowed to open the
+// WebSocket, comma-separated host patterns) and VITALS_API_BASE (where the
+// page finds the REST API when it is not on the same origin). Flags
+// override the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vitals-dev/vitals/shared/config"
+	"github.com/vitals-dev/vitals/shared/redisstore"
+	"github.com/vitals-dev/vitals/streamer"
+)
+
+const defaultAddr = "127.0.0.1:8083"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vitals-streamer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("vitals-streamer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", or(cfg.Addr, defaultAddr), "listen address (VITALS_ADDR)")
+	apiBase := fs.String("api-base", getenv("VITALS_API_BASE"), "REST API base URL for the page; empty = same origin (VITALS_API_BASE)")
+	origins := fs.String("origins", getenv("VITALS_STREAMER_ORIGINS"), "extra browser origins allowed to open the WebSocket, comma-separated (VITALS_STREAMER_ORIGINS)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := cfg.Logger(stderr).With("service", "streamer")
+	slog.SetDefault(logger)
+
+	verifier, err := cfg.Verifier(ctx)
+	if err != nil {
+		return err
+	}
+	sc, err := cfg.StoreConfig()
+	if err != nil {
+		return err
+	}
+	store, err := redisstore.Open(ctx, sc, logger)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+
+	scfg := streamer.Config{APIBase: *apiBase}
+	for o := range strings.SplitSeq(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			scfg.OriginPatterns = append(scfg.OriginPatterns, o)
+		}
+	}
+	stream, err := streamer.New(streamer.Deps{
+		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: logger, Now: time.Now,
+	}, scfg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set VITALS_ADDR or -addr): %w", *addr, err)
+	}
+	// No Read/WriteTimeout: streams live for hours. The streamer bounds
+	// every write itself, and the header timeout stops slowloris.
+	srv := &http.Server{
+		Handler:           stream.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "vitals-streamer listening on http://%s/\n", ln.Addr())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// Streams first (close frames with a reason, SSE ends cleanly), then
+	// the HTTP server, which would otherwise wait on the SSE handlers.
+	serr := stream.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return errors.Join(serr, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return serr
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
