@@ -60,6 +60,53 @@ bench: ## run the benchmarks recorded in docs/PERFORMANCE.md
 fuzz: ## fuzz the network-facing parsers for 30s each
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 30s ./shared/metric
 
+# ---- AWS Lambda / SAM (template.yaml; tests and tools in infra/sam) ----
+# `sam build` (BuildMethod: makefile) runs build-<LogicalId> with ARTIFACTS_DIR
+# set; the provided.al2023 runtime executes the file named bootstrap. arm64
+# (Graviton) because the template says so; lambda.norpc drops the unused
+# net/rpc entry point of aws-lambda-go.
+LAMBDA_BUILD = @test -n "$(ARTIFACTS_DIR)" || { echo "$@: ARTIFACTS_DIR is not set (sam build sets it; or run make lambda)" >&2; exit 2; }; \
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w" -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
+
+.PHONY: build-IngestFunction build-QueryFunction lambda sam-build sam-local deploy bench-coldstart
+build-IngestFunction: ## SAM build hook: functions/ingest → $(ARTIFACTS_DIR)/bootstrap (linux/arm64)
+	$(call LAMBDA_BUILD,ingest)
+
+build-QueryFunction: ## SAM build hook: functions/query → $(ARTIFACTS_DIR)/bootstrap (linux/arm64)
+	$(call LAMBDA_BUILD,query)
+
+lambda: ## zip every function of template.yaml → dist/<name>.zip (arm64 bootstrap; Go only, no SAM CLI)
+	$(GO) run ./infra/sam/lambdazip -template template.yaml -out dist -make "$(MAKE)"
+
+SAM ?= sam
+SAM_LOCAL_FLAGS ?= --add-host host.docker.internal:host-gateway
+SAM_CHECK = @command -v $(SAM) >/dev/null 2>&1 || { echo "$@: the AWS SAM CLI is not installed. Install it: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html (or: pip install aws-sam-cli / brew install aws-sam-cli)" >&2; exit 1; }
+DOCKER_CHECK = @command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "$@: sam local runs each function in Docker; install Docker and start it: https://docs.docker.com/engine/install/" >&2; exit 1; }
+
+sam-build: ## sam build: runs build-IngestFunction/build-QueryFunction into .aws-sam (needs the SAM CLI)
+	$(SAM_CHECK)
+	$(SAM) build --build-in-source
+
+sam-local: ## API on http://127.0.0.1:3000 with sam local start-api, env from infra/sam/env.local.json (SAM CLI + Docker, Redis reachable from Docker)
+	$(SAM_CHECK)
+	$(DOCKER_CHECK)
+	$(SAM) build --build-in-source
+	@secret="$${VITALS_JWT_SECRET:-$$(cat .localdev/jwt-secret 2>/dev/null)}"; \
+	  test -n "$$secret" || { echo "$@: set VITALS_JWT_SECRET, or run make dev once (it keeps its secret in .localdev/jwt-secret)" >&2; exit 1; }; \
+	  echo "$(SAM) local start-api --env-vars infra/sam/env.local.json --parameter-overrides JwtSecret=… $(SAM_LOCAL_FLAGS)"; \
+	  $(SAM) local start-api --env-vars infra/sam/env.local.json --parameter-overrides "JwtSecret=$$secret" $(SAM_LOCAL_FLAGS)
+
+deploy: ## sam build + sam deploy --guided to your AWS account (SAM CLI + AWS credentials)
+	$(SAM_CHECK)
+	$(SAM) build --build-in-source
+	$(SAM) deploy --guided
+
+bench-coldstart: ## Lambda cold start: each bootstrap (host arch) against a fake Runtime API, p50/p95, binary sizes
+	@infra/dev/ensure-tools.sh redis
+	$(GO) run ./infra/sam/coldstart -n 30
+
+bench: bench-coldstart
+
 .PHONY: clean
 clean: ## remove build output
 	rm -rf $(BIN) .aws-sam dist
