@@ -2,8 +2,8 @@ package streamer_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/streamer"
 )
@@ -37,61 +38,6 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-// restShim serves the three REST routes the page reads, straight from the
-// store, with the shapes of the REST contract, so the page can be tested
-// against a real streamer without the query function's package.
-func restShim(store metric.Store, v *auth.Verifier) http.Handler {
-	mux := http.NewServeMux()
-	claimsOf := func(w http.ResponseWriter, r *http.Request) *auth.Claims {
-		c, err := v.Verify(auth.BearerToken(r.Header.Get("Authorization")))
-		if err != nil {
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-			return nil
-		}
-		return c
-	}
-	reply := func(w http.ResponseWriter, v any, err error) {
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			w.WriteHeader(http.StatusNotFound)
-			v = map[string]string{"error": err.Error()}
-		}
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	mux.HandleFunc("GET /api/servers", func(w http.ResponseWriter, r *http.Request) {
-		c := claimsOf(w, r)
-		if c == nil {
-			return
-		}
-		all, err := store.Servers(r.Context())
-		out := []metric.ServerInfo{}
-		for _, s := range all {
-			if c.CanRead(s.ID) {
-				out = append(out, s)
-			}
-		}
-		reply(w, map[string]any{"servers": out}, err)
-	})
-	mux.HandleFunc("GET /api/servers/{id}/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if claimsOf(w, r) == nil {
-			return
-		}
-		p, _ := metric.ParsePeriod(r.URL.Query().Get("period"), nil)
-		ms, err := store.ServerMetrics(r.Context(), r.PathValue("id"), p, time.Now())
-		reply(w, map[string]any{"count": len(ms), "metrics": ms, "period": p.Name}, err)
-	})
-	mux.HandleFunc("GET /api/instances/{id}/monitoring/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if claimsOf(w, r) == nil {
-			return
-		}
-		p, _ := metric.ParsePeriod(r.URL.Query().Get("period"), nil)
-		ms, err := store.InstanceMetrics(r.Context(), r.PathValue("id"), p, time.Now())
-		reply(w, map[string]any{"count": len(ms), "metrics": ms, "period": p.Name}, err)
-	})
-	return mux
 }
 
 // TestBrowserLiveView opens the page in headless Chromium with a token in
@@ -126,11 +72,15 @@ func TestBrowserLiveView(t *testing.T) {
 	}
 	e.ingest("db-1", sample(now.Add(-20*time.Second), 3))
 
+	// One origin, mounted as localdev does: the real query function for
+	// the REST routes, the streamer for its own and the page.
+	query := httpapi.NewQuery(httpapi.QueryDeps{Store: e.store, Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
 	mux := http.NewServeMux()
-	shim := restShim(e.store, v)
-	mux.Handle("GET /api/servers", shim)
-	mux.Handle("GET /api/servers/{id}/metrics", shim)
-	mux.Handle("GET /api/instances/{id}/monitoring/metrics", shim)
+	for _, rt := range httpapi.Routes() {
+		if rt.Function == httpapi.FunctionQuery {
+			mux.Handle(rt.Method+" "+rt.Path, query)
+		}
+	}
 	mux.Handle("/", e.srv.Handler())
 	site := httptest.NewServer(mux)
 	defer site.Close()

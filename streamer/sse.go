@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/metric"
 )
 
@@ -44,11 +45,11 @@ func (s *Server) serveServerSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if err := metric.CheckServerID(id); err != nil {
-		s.sseError(w, err, "server stream")
+		s.sseError(w, r, err)
 		return
 	}
 	if err := claims.CheckRead(id); err != nil {
-		s.sseError(w, err, "server stream")
+		s.sseError(w, r, err)
 		return
 	}
 	s.stream(w, r, claims, kindServer, id)
@@ -61,16 +62,16 @@ func (s *Server) serveInstanceSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := metric.ParseUUID(r.PathValue("id"))
 	if err != nil {
-		s.sseError(w, metric.Errorf(metric.ErrInvalid, "instance id %s", err.Error()), "instance stream")
+		s.sseError(w, r, metric.Errorf(metric.ErrInvalid, "instance id %s", err.Error()))
 		return
 	}
 	info, err := s.store.Instance(r.Context(), id)
 	if err != nil {
-		s.sseError(w, err, "instance stream: lookup")
+		s.sseError(w, r, err)
 		return
 	}
 	if err := claims.CheckRead(info.ServerID); err != nil {
-		s.sseError(w, err, "instance stream")
+		s.sseError(w, r, err)
 		return
 	}
 	s.stream(w, r, claims, kindInstance, id)
@@ -91,18 +92,14 @@ func (s *Server) sseAuth(w http.ResponseWriter, r *http.Request) (*auth.Claims, 
 	claims, err := s.verifier.Verify(tok)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vitals", error="invalid_token"`)
-		s.sseError(w, err, "verify token")
+		s.sseError(w, r, err)
 		return nil, false
 	}
 	return claims, true
 }
 
-func (s *Server) sseError(w http.ResponseWriter, err error, what string) {
-	status, msg := s.errorStatus(err, what)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	writeError(w, status, msg)
+func (s *Server) sseError(w http.ResponseWriter, r *http.Request, err error) {
+	httpapi.WriteError(w, r, s.log, err)
 }
 
 // stream runs one SSE response: the latest metric at once (404 before the
@@ -115,7 +112,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 	first, err := s.hub.latest(ctx, k, id)
 	cancel()
 	if err != nil {
-		s.sseError(w, err, "latest for stream")
+		s.sseError(w, r, err)
 		return
 	}
 	c := &sseClient{frames: make(chan *frame, s.cfg.SendQueue), slow: make(chan struct{})}

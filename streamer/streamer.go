@@ -14,7 +14,6 @@ package streamer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/metric"
 )
 
@@ -393,48 +393,24 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpapi.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	httpapi.WriteJSON(w, status, map[string]string{"error": msg})
 }
 
-// errorStatus maps an error to its HTTP status and client message: the
-// metric error kinds carry client-safe messages; anything else is internal
-// and is logged in full, never shown.
-func (s *Server) errorStatus(err error, what string) (int, string) {
+// clientMessage is the text a WebSocket client sees for err: the
+// client-safe message of a *metric.Error, else "internal error" (and the
+// real error is logged). HTTP answers go through httpapi.WriteError, the
+// one place kinds become statuses.
+func (s *Server) clientMessage(err error, what string) string {
 	var me *metric.Error
-	msg := "internal error"
-	if errors.As(err, &me) {
-		msg = me.Msg
+	if errors.As(err, &me) && me.Msg != "" {
+		return me.Msg
 	}
-	switch {
-	case errors.Is(err, metric.ErrInvalid):
-		return http.StatusBadRequest, msg
-	case errors.Is(err, metric.ErrUnauthorized):
-		return http.StatusUnauthorized, msg
-	case errors.Is(err, metric.ErrForbidden):
-		return http.StatusForbidden, msg
-	case errors.Is(err, metric.ErrNotFound):
-		return http.StatusNotFound, msg
-	case errors.Is(err, metric.ErrUnavailable):
-		return http.StatusServiceUnavailable, msg
+	if errors.Is(err, metric.ErrUnavailable) {
+		return "redis unavailable, retry later"
 	}
 	s.log.Error(what, "err", err)
-	return http.StatusInternalServerError, "internal error"
-}
-
-// clientMessage is errorStatus's message alone, for WebSocket replies.
-func (s *Server) clientMessage(err error, what string) string {
-	_, msg := s.errorStatus(err, what)
-	return msg
+	return "internal error"
 }
