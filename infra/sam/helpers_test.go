@@ -37,6 +37,7 @@ func loadTemplate(tb testing.TB) *sam.Template {
 // stack is what a deployed function sees: a real Redis store, the host key
 // of one enrolled server, and the JWT secret its tokens are signed with.
 type stack struct {
+	redis    *redistest.Redis
 	store    *redisstore.Store
 	secret   []byte
 	serverID string
@@ -58,7 +59,7 @@ func newStack(tb testing.TB) *stack {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = store.Close() })
-	s := &stack{store: store, secret: []byte(auth.NewSecret()), serverID: "web-1"}
+	s := &stack{redis: r, store: store, secret: []byte(auth.NewSecret()), serverID: "web-1"}
 	if s.hostKey, err = store.AddHost(ctx, s.serverID); err != nil {
 		tb.Fatal(err)
 	}
