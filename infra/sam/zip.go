@@ -55,7 +55,7 @@ func CheckLinuxARM64(path string) error {
 		return fmt.Errorf("%s: not an ELF binary: %w", path, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_AARCH64 || f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX || f.Type != elf.ET_EXEC {
+	if f.Machine != elf.EM_AARCH64 || f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return fmt.Errorf("%s: %s %s %s, want a linux/arm64 executable", path, f.Machine, f.OSABI, f.Type)
 	}
 	return nil
