@@ -43,39 +43,54 @@ local latest = KEYS[T + 1]
 local cur0 = tonumber(redis.call('HGET', latest, 't') or '-1')
 local cur = cur0
 
-local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+-- Every Lua string made costs about half a microsecond (interning, GC), a
+-- large share of the script's time, so the helpers below make one string
+-- per value: digits go through a byte buffer, floats get one format call
+-- chosen by their rounded value, and a bucket holding a single sample is
+-- written from the argument strings the caller formatted the same way.
+local isB, isL, hasMax = {}, {}, {}
+for i = 1, nf do
+  local k = kinds[i]
+  isB[i] = (k == 'B' or k == 'b')
+  isL[i] = (k == 'L')
+  hasMax[i] = (k == 'A' or k == 'B')
+end
+local buf = {}
 local function b36(v)
   v = math.floor(v + 0.5)
   if v <= 0 then return '0' end
-  local out = {}
+  local pos = 14
   while v > 0 do
     local d = v % 36
-    table.insert(out, 1, string.sub(digits, d + 1, d + 1))
+    pos = pos - 1
+    if d < 10 then buf[pos] = 48 + d else buf[pos] = 87 + d end
     v = (v - d) / 36
   end
-  return table.concat(out)
+  return string.char(unpack(buf, pos, 13))
 end
 
-local function num(k, s)
-  if k == 'B' or k == 'b' then return tonumber(s, 36) or 0 end
+-- round gives the stored integer of a value: bytes as is, floats in
+-- thousandths; two values with the same round format the same.
+local function round(i, v)
+  if isB[i] then return math.floor(v + 0.5) end
+  return math.floor(v * 1000 + 0.5)
+end
+
+local function fmt(i, r)
+  if isB[i] then return b36(r) end
+  if r % 1000 == 0 then return string.format('%d', r / 1000) end
+  if r % 100 == 0 then return string.format('%.1f', r / 1000) end
+  if r % 10 == 0 then return string.format('%.2f', r / 1000) end
+  return string.format('%.3f', r / 1000)
+end
+
+local function num(i, s)
+  if isB[i] then return tonumber(s, 36) or 0 end
   return tonumber(s) or 0
 end
 
-local function fmt(k, v)
-  if k == 'B' or k == 'b' then return b36(v) end
-  local s = string.format('%.3f', v)
-  s = string.gsub(s, '0+$', '')
-  s = string.gsub(s, '%.$', '')
-  if s == '-0' then s = '0' end
-  return s
-end
-
-local function fresh(b)
-  local a = {n = 0, last = -1, v = {}, x = {}}
-  for i = 1, nf do
-    if kinds[i] == 'L' then a.v[i] = '' else a.v[i] = 0 end
-  end
-  return a
+local function fresh()
+  return {n = 0, last = -1, v = {}, x = {}}
 end
 
 local function decode(m)
@@ -84,49 +99,79 @@ local function decode(m)
   local a = {n = tonumber(parts[2], 36), last = tonumber(parts[1], 36) + tonumber(parts[3], 36), old = m, v = {}, x = {}}
   local j = 4
   for i = 1, nf do
-    local k = kinds[i]
-    if k == 'L' then
+    if isL[i] then
       a.v[i] = parts[j]; j = j + 1
-    elseif k == 'A' or k == 'B' then
-      a.v[i] = num(k, parts[j])
-      if parts[j + 1] == '' then a.x[i] = a.v[i] else a.x[i] = num(k, parts[j + 1]) end
+    elseif hasMax[i] then
+      a.v[i] = num(i, parts[j])
+      if parts[j + 1] == '' then a.x[i] = a.v[i] else a.x[i] = num(i, parts[j + 1]) end
       j = j + 2
     else
-      a.v[i] = num(k, parts[j]); j = j + 1
+      a.v[i] = num(i, parts[j]); j = j + 1
     end
   end
   return a
 end
 
-local function merge(a, ts, o)
-  a.n = a.n + 1
+-- A bucket's first sample is only remembered (src: its ARGV offset); it is
+-- turned into numbers when a second one joins.
+local function materialize(a)
+  local o = a.src
   for i = 1, nf do
-    local k = kinds[i]
     local s = ARGV[o + i]
-    if k == 'L' then
-      if ts > a.last then a.v[i] = s end
+    if isL[i] then
+      a.v[i] = s
     else
-      local x = num(k, s)
-      a.v[i] = a.v[i] + (x - a.v[i]) / a.n
-      if (k == 'A' or k == 'B') and (a.x[i] == nil or x > a.x[i]) then a.x[i] = x end
+      a.v[i] = num(i, s)
+      if hasMax[i] then a.x[i] = a.v[i] end
     end
   end
-  if ts > a.last then a.last = ts end
+  a.src = nil
+end
+
+-- merge adds the sample at ARGV offset o, whose numbers (parsed once for
+-- all tiers) are in nv.
+local function merge(a, ts, o, nv)
+  if a.n == 0 then
+    a.n = 1; a.last = ts; a.src = o
+    return
+  end
+  if a.src then materialize(a) end
+  local n = a.n + 1
+  a.n = n
+  local newer = ts > a.last
+  local v, x = a.v, a.x
+  for i = 1, nf do
+    if isL[i] then
+      if newer then v[i] = ARGV[o + i] end
+    else
+      local y = nv[i]
+      v[i] = v[i] + (y - v[i]) / n
+      if hasMax[i] and y > x[i] then x[i] = y end
+    end
+  end
+  if newer then a.last = ts end
 end
 
 local function encode(a)
   local out = {b36(a.b), b36(a.n), b36(a.last - a.b)}
+  if a.src then
+    -- one sample: the caller's strings are already in stored form, and a
+    -- max equal to its value is omitted
+    for i = 1, nf do
+      out[#out + 1] = ARGV[a.src + i]
+      if hasMax[i] then out[#out + 1] = '' end
+    end
+    return table.concat(out, '|')
+  end
   for i = 1, nf do
-    local k = kinds[i]
-    if k == 'L' then
+    if isL[i] then
       out[#out + 1] = a.v[i]
     else
-      local s = fmt(k, a.v[i])
-      out[#out + 1] = s
-      if k == 'A' or k == 'B' then
-        local m = fmt(k, a.x[i])
-        if m == s then m = '' end
-        out[#out + 1] = m
+      local r = round(i, a.v[i])
+      out[#out + 1] = fmt(i, r)
+      if hasMax[i] then
+        local rx = round(i, a.x[i])
+        if rx == r then out[#out + 1] = '' else out[#out + 1] = fmt(i, rx) end
       end
     end
   end
@@ -157,6 +202,10 @@ while q + stride - 1 <= #ARGV do
       -- outlive every sample of its day by the longest retention
       redis.call('EXPIRE', sk, math.max(1, ts - ts % 86400 + 86400 + longest - now))
     end
+    local nv = {}
+    for i = 1, nf do
+      if not isL[i] then nv[i] = num(i, ARGV[q + 2 + i]) end
+    end
     for t = 1, T do
       local b = ts - ts % res[t]
       if b + res[t] > now - ret[t] then
@@ -169,7 +218,7 @@ while q + stride - 1 <= #ARGV do
           cache[ck] = a
           order[#order + 1] = a
         end
-        merge(a, ts, q + 2)
+        merge(a, ts, q + 2, nv)
       end
     end
     if ts > cur then
