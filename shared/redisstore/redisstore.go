@@ -315,14 +315,16 @@ func (s *Store) instancesSeenKey() string     { return s.prefix + "instances:see
 func (s *Store) hostsKey() string             { return s.prefix + "hosts" }
 
 // wrap turns connectivity failures into metric.ErrUnavailable (503 +
-// Retry-After upstream) and leaves other errors as they are.
+// Retry-After upstream) and leaves other errors as they are. The
+// *metric.Error in front carries the client-safe text (no addresses), which
+// handlers show; the cause stays in the chain for their logs, so the store
+// itself logs nothing.
 func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
 	if unavailable(err) {
-		s.logger.Warn("redis unavailable", "err", err)
-		return metric.Errorf(metric.ErrUnavailable, "redis unavailable: %v", shortErr(err))
+		return fmt.Errorf("%w: %w", metric.Errorf(metric.ErrUnavailable, "redis unavailable: %s", shortErr(err)), err)
 	}
 	return err
 }
