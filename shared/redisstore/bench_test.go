@@ -33,9 +33,26 @@ func realistic(rng *rand.Rand, at time.Time, i int) metric.Sample {
 	}
 }
 
-// seedWeek stores 7 days of 10 s history for serverID, as if a reporter had
-// sent it live, and returns the store with its clock at the end of the week.
-func seedWeek(b *testing.B, serverID string) (*Store, time.Time) {
+// benchInstances are the workloads BenchmarkMemoryPerServer reports with
+// each sample.
+var benchInstances = []string{"postgres", "nginx"}
+
+// benchInstance is a realistic reading of the named instance: two-decimal
+// gauges, memory that varies, growing I/O counters.
+func benchInstance(rng *rand.Rand, serverID, name string, i int) metric.InstanceSample {
+	used := uint64(200<<20 + rng.IntN(300<<20))
+	return metric.InstanceSample{
+		InstanceID: metric.InstanceUUID(serverID, name), Name: name,
+		CPUUsagePercent: math.Round(rng.Float64()*2500) / 100, MemoryUsedBytes: used, MemoryLimitBytes: 2 << 30,
+		MemoryUsagePercent: math.Round(float64(used)/float64(2<<30)*10000) / 100,
+		DiskReadBytes:      5e9 + uint64(i)*40000, DiskWriteBytes: 2e10 + uint64(i)*120000,
+	}
+}
+
+// seedWeek stores 7 days of 10 s history for serverID (each sample with a
+// reading of each named instance), as if a reporter had sent it live, and
+// returns the store with its clock at the end of the week.
+func seedWeek(b *testing.B, serverID string, instances ...string) (*Store, time.Time) {
 	b.Helper()
 	r := redistest.New(b)
 	end := time.Now().Truncate(time.Hour)
@@ -54,7 +71,11 @@ func seedWeek(b *testing.B, serverID string) (*Store, time.Time) {
 	batch := make([]metric.Sample, 0, 360)
 	for i := range n {
 		at := start.Add(time.Duration(i+1) * 10 * time.Second)
-		batch = append(batch, realistic(rng, at, i))
+		smp := realistic(rng, at, i)
+		for _, name := range instances {
+			smp.Instances = append(smp.Instances, benchInstance(rng, serverID, name, i))
+		}
+		batch = append(batch, smp)
 		if len(batch) == cap(batch) || i == n-1 {
 			// The clock follows the data, so retention trims exactly as
 			// it would have live.
@@ -96,45 +117,70 @@ func BenchmarkQuery7d(b *testing.B) {
 }
 
 // BenchmarkMemoryPerServer: MEMORY USAGE summed over one server series'
-// keys after a full week of 10 s history (every tier at full retention).
+// keys after a full week of 10 s history (every tier at full retention),
+// and, separately, over each of its two instances' series.
 func BenchmarkMemoryPerServer(b *testing.B) {
-	s, _ := seedWeek(b, "mem")
+	s, _ := seedWeek(b, "mem", benchInstances...)
 	ctx := context.Background()
-	keys, err := s.Client().Keys(ctx, s.serverTag("mem")+"*").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total, tiers, seen, latest, members int64
+	var server, inst seriesMemory
 	for range b.N {
-		total, tiers, seen, latest, members = 0, 0, 0, 0, 0
-		for _, k := range keys {
-			n, err := s.Client().MemoryUsage(ctx, k, 0).Result()
-			if err != nil {
-				b.Fatal(err)
-			}
-			total += n
-			switch {
-			case strings.Contains(k, ":seen:"):
-				seen += n
-			case strings.HasSuffix(k, ":latest"):
-				latest += n
-			default:
-				tiers += n
-				members += s.Client().ZCard(ctx, k).Val()
-				if m := s.Client().ZRange(ctx, k, -1, -1).Val(); len(m) > 0 {
-					b.Logf("%s newest member (%d B): %s", k, len(m[0]), m[0])
-				}
+		server = s.seriesMemory(b, s.serverTag("mem"))
+		inst = seriesMemory{}
+		for _, name := range benchInstances {
+			m := s.seriesMemory(b, s.instanceTag(metric.InstanceUUID("mem", name)))
+			inst.total += m.total
+			inst.members += m.members
+		}
+	}
+	// The global keys (server index, instance index) grow by one entry
+	// per server/instance; shown for completeness.
+	var global int64
+	for _, k := range []string{s.serversKey(), s.instancesKey(), s.instancesSeenKey()} {
+		global += s.Client().MemoryUsage(ctx, k, 0).Val()
+	}
+	b.ReportMetric(float64(server.total)/1024, "KiB/server")
+	b.ReportMetric(float64(server.tiers)/1024, "KiB-tiers")
+	b.ReportMetric(float64(server.seen)/1024, "KiB-seen")
+	b.ReportMetric(float64(server.latest)/1024, "KiB-latest")
+	b.ReportMetric(float64(server.members), "members")
+	if server.members > 0 {
+		b.ReportMetric(float64(server.tiers)/float64(server.members), "B/member")
+	}
+	b.ReportMetric(float64(inst.total)/1024/float64(len(benchInstances)), "KiB/instance")
+	b.ReportMetric(float64(global)/1024, "KiB-index")
+}
+
+// seriesMemory is MEMORY USAGE of one series' keys, by kind.
+type seriesMemory struct{ total, tiers, seen, latest, members int64 }
+
+func (s *Store) seriesMemory(b *testing.B, tag string) seriesMemory {
+	b.Helper()
+	ctx := context.Background()
+	keys, err := s.Client().Keys(ctx, tag+"*").Result()
+	if err != nil || len(keys) == 0 {
+		b.Fatalf("keys of %s: %v %v", tag, keys, err)
+	}
+	var m seriesMemory
+	for _, k := range keys {
+		n, err := s.Client().MemoryUsage(ctx, k, 0).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.total += n
+		switch {
+		case strings.Contains(k, ":seen:"):
+			m.seen += n
+		case strings.HasSuffix(k, ":latest"):
+			m.latest += n
+		default:
+			m.tiers += n
+			m.members += s.Client().ZCard(ctx, k).Val()
+			if last := s.Client().ZRange(ctx, k, -1, -1).Val(); len(last) > 0 {
+				b.Logf("%s newest member (%d B): %s", k, len(last[0]), last[0])
 			}
 		}
 	}
-	b.ReportMetric(float64(total)/1024, "KiB/server")
-	b.ReportMetric(float64(tiers)/1024, "KiB-tiers")
-	b.ReportMetric(float64(seen)/1024, "KiB-seen")
-	b.ReportMetric(float64(latest)/1024, "KiB-latest")
-	b.ReportMetric(float64(members), "members")
-	if members > 0 {
-		b.ReportMetric(float64(tiers)/float64(members), "B/member")
-	}
+	return m
 }
 
 // BenchmarkStoreIngest: Store.Ingest into a local Redis, batches of 1 and

@@ -107,46 +107,70 @@ func instanceFields(in *metric.InstanceSample) []string {
 	}
 }
 
+// maxFields bounds a spec's length, so a decoded member fits in fixed
+// arrays and decoding a query's few hundred members allocates nothing.
+const maxFields = 24
+
 // member is a decoded point: one value per field, plus the max of A/B fields.
 type member struct {
 	bucket int64
 	n      int
-	vals   []string
-	maxes  []string // "" when the field has no max
+	vals   [maxFields]string
+	maxes  [maxFields]string // "" when the field has no max
 }
 
-func decodeMember(s, spec string) (member, bool) {
-	parts := strings.Split(s, "|")
-	want := 3
-	for i := 0; i < len(spec); i++ {
-		want++
-		if spec[i] == 'A' || spec[i] == 'B' {
-			want++
+// decodeMember parses s into m, reporting whether it has the shape spec
+// describes. Values are substrings of s (no copies).
+func decodeMember(s, spec string, m *member) bool {
+	if len(spec) > maxFields {
+		return false
+	}
+	pos, done := 0, false
+	next := func() (string, bool) {
+		if done {
+			return "", false
 		}
+		i := strings.IndexByte(s[pos:], '|')
+		if i < 0 {
+			done = true
+			return s[pos:], true
+		}
+		f := s[pos : pos+i]
+		pos += i + 1
+		return f, true
 	}
-	if len(parts) != want {
-		return member{}, false
+	var head [3]string
+	for i := range head {
+		f, ok := next()
+		if !ok {
+			return false
+		}
+		head[i] = f
 	}
-	b, err1 := strconv.ParseInt(parts[0], 36, 64)
-	n64, err2 := strconv.ParseInt(parts[1], 36, 0)
-	n := int(n64)
+	b, err1 := strconv.ParseInt(head[0], 36, 64)
+	n, err2 := strconv.ParseInt(head[1], 36, 0)
 	if err1 != nil || err2 != nil {
-		return member{}, false
+		return false
 	}
-	m := member{bucket: b, n: n, vals: make([]string, len(spec)), maxes: make([]string, len(spec))}
-	j := 3
+	m.bucket, m.n = b, int(n)
 	for i := 0; i < len(spec); i++ {
-		m.vals[i] = parts[j]
-		j++
+		v, ok := next()
+		if !ok {
+			return false
+		}
+		m.vals[i], m.maxes[i] = v, ""
 		if spec[i] == 'A' || spec[i] == 'B' {
-			m.maxes[i] = parts[j]
-			if m.maxes[i] == "" {
-				m.maxes[i] = m.vals[i]
+			x, ok := next()
+			if !ok {
+				return false
 			}
-			j++
+			if x == "" {
+				x = v
+			}
+			m.maxes[i] = x
 		}
 	}
-	return m, true
+	return done
 }
 
 func pf(s string) float64 {
@@ -168,8 +192,8 @@ func puOpt(s string) *uint64 {
 	return &v
 }
 
-func (m member) serverMetric(serverID string, res time.Duration) metric.ServerMetric {
-	v, x := m.vals, m.maxes
+func (m *member) serverMetric(serverID string, res time.Duration) metric.ServerMetric {
+	v, x := &m.vals, &m.maxes
 	at := time.Unix(m.bucket, 0).UTC()
 	return metric.ServerMetric{
 		ID:                      metric.PointID(serverID, res, at),
@@ -206,8 +230,8 @@ func (m member) serverMetric(serverID string, res time.Duration) metric.ServerMe
 	}
 }
 
-func (m member) instanceMetric(info metric.InstanceInfo, res time.Duration) metric.InstanceMetric {
-	v, x := m.vals, m.maxes
+func (m *member) instanceMetric(info metric.InstanceInfo, res time.Duration) metric.InstanceMetric {
+	v, x := &m.vals, &m.maxes
 	at := time.Unix(m.bucket, 0).UTC()
 	return metric.InstanceMetric{
 		ID:                    metric.PointID(info.ID, res, at),

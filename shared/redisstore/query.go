@@ -47,9 +47,9 @@ func (s *Store) ServerMetrics(ctx context.Context, serverID string, p metric.Per
 		return nil, notFound("server")
 	}
 	out := make([]metric.ServerMetric, 0, len(ms))
+	var m member
 	for _, raw := range ms {
-		m, ok := decodeMember(raw, serverSpec)
-		if !ok {
+		if !decodeMember(raw, serverSpec, &m) {
 			s.logger.Error("skipping undecodable point", "server", serverID, "resolution", t.Resolution)
 			continue
 		}
@@ -130,9 +130,9 @@ func (s *Store) InstanceMetrics(ctx context.Context, instanceID string, p metric
 	}
 	ms := members.Val()
 	out := make([]metric.InstanceMetric, 0, len(ms))
+	var m member
 	for _, raw := range ms {
-		m, ok := decodeMember(raw, instanceSpec)
-		if !ok {
+		if !decodeMember(raw, instanceSpec, &m) {
 			s.logger.Error("skipping undecodable point", "instance", instanceID, "resolution", t.Resolution)
 			continue
 		}
