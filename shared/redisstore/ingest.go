@@ -273,9 +273,9 @@ type instanceRef struct {
 }
 
 // Ingest implements metric.Store. One pipeline: a script call per series
-// (server, then each instance) and the index updates. The whole pipeline is
-// safe to repeat (the scripts are idempotent), which is how a script cache
-// flushed by a Redis restart is handled.
+// (server, then each instance) and the index updates. Every command is safe
+// to repeat (the scripts are idempotent), so a retry after a lost reply
+// stores nothing twice.
 func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sample) (metric.IngestResult, error) {
 	var res metric.IngestResult
 	if !metric.ValidServerID(serverID) {
@@ -336,44 +336,54 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	}
 
 	newest := batch[len(batch)-1].CollectedAt
-	run := func(useSha bool) (*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		var first *redis.Cmd
-		for i, w := range writes {
-			var c *redis.Cmd
-			if useSha {
-				c = ingestScript.EvalSha(ctx, pipe, w.keys, w.args...)
-			} else {
-				c = ingestScript.Eval(ctx, pipe, w.keys, w.args...)
-			}
-			if i == 0 {
-				first = c
-			}
-		}
-		pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
-		pipe.Expire(ctx, s.serversKey(), s.longest)
-		if len(ids) > 0 {
-			pipe.HSet(ctx, s.instancesKey(), index...)
-			pipe.Expire(ctx, s.instancesKey(), s.longest)
-			pipe.ZAddGT(ctx, s.instancesSeenKey(), seen...)
-			pipe.Expire(ctx, s.instancesSeenKey(), s.longest)
-		}
-		_, err := pipe.Exec(ctx)
-		return first, err
+	pipe := s.rdb.Pipeline()
+	calls := make([]*redis.Cmd, len(writes))
+	for i, w := range writes {
+		calls[i] = ingestScript.EvalSha(ctx, pipe, w.keys, w.args...)
 	}
-	first, err := run(true)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		first, err = run(false)
+	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
+	pipe.Expire(ctx, s.serversKey(), s.longest)
+	if len(ids) > 0 {
+		pipe.HSet(ctx, s.instancesKey(), index...)
+		pipe.Expire(ctx, s.instancesKey(), s.longest)
+		pipe.ZAddGT(ctx, s.instancesSeenKey(), seen...)
+		pipe.Expire(ctx, s.instancesSeenKey(), s.longest)
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err != nil {
+		err = s.resendScripts(ctx, cmds, calls, writes)
 	}
 	if err != nil {
 		return res, s.wrap(fmt.Errorf("ingest %s: %w", serverID, err))
 	}
+	first := calls[0]
 	counts, err := first.Int64Slice()
 	if err != nil || len(counts) != 2 {
 		return res, fmt.Errorf("ingest %s: unexpected script reply: %v", serverID, err)
 	}
 	res.Accepted, res.Duplicates = int(counts[0]), int(counts[1])
 	return res, nil
+}
+
+// resendScripts handles a pipeline that failed only because a Redis node
+// had no cached script (a restart flushes the cache): it sends the script
+// text with EVAL for exactly the calls that missed it, since the others ran
+// and a second run would report their samples as duplicates. Any other
+// error is returned as is.
+func (s *Store) resendScripts(ctx context.Context, cmds []redis.Cmder, calls []*redis.Cmd, writes []seriesWrite) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return err
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	for i, c := range calls {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			calls[i] = ingestScript.Eval(ctx, pipe, writes[i].keys, writes[i].args...)
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // scriptHead builds the keys and leading arguments shared by both series

@@ -623,6 +623,32 @@ func TestSeriesKeysShareHashTag(t *testing.T) {
 	})
 }
 
+func TestScriptCacheFlushed(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, _ := openOn(t, b, nil)
+		ctx := context.Background()
+		inID := metric.InstanceUUID("flushed", "db")
+		mk := func(at time.Time) metric.Sample {
+			smp := sample(at, 1)
+			smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db"}}
+			return smp
+		}
+		first := []metric.Sample{mk(base.Add(50 * time.Minute))}
+		mustIngest(t, s, "flushed", first)
+		// As after a Redis restart: the scripts are gone, the data is not.
+		if err := s.Client().ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		batch := append(first, mk(base.Add(51*time.Minute)))
+		if res := mustIngest(t, s, "flushed", batch); res != (metric.IngestResult{Accepted: 1, Duplicates: 1}) {
+			t.Errorf("after SCRIPT FLUSH: %+v", res)
+		}
+		if latest, err := s.LatestInstance(ctx, inID); err != nil || !latest.CollectedAt.Equal(base.Add(51*time.Minute)) {
+			t.Errorf("instance series after SCRIPT FLUSH: %+v %v", latest, err)
+		}
+	})
+}
+
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartServer(t)
