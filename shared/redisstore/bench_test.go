@@ -129,6 +129,9 @@ func BenchmarkMemoryPerServer(b *testing.B) {
 		for _, name := range benchInstances {
 			m := s.seriesMemory(b, s.instanceTag(metric.InstanceUUID("mem", name)))
 			inst.total += m.total
+			inst.tiers += m.tiers
+			inst.seen += m.seen
+			inst.latest += m.latest
 			inst.members += m.members
 		}
 	}
@@ -146,7 +149,11 @@ func BenchmarkMemoryPerServer(b *testing.B) {
 	if server.members > 0 {
 		b.ReportMetric(float64(server.tiers)/float64(server.members), "B/member")
 	}
-	b.ReportMetric(float64(inst.total)/1024/float64(len(benchInstances)), "KiB/instance")
+	perInstance := func(v int64) float64 { return float64(v) / 1024 / float64(len(benchInstances)) }
+	b.ReportMetric(perInstance(inst.total), "KiB/instance")
+	b.ReportMetric(perInstance(inst.tiers), "KiB-instance-tiers")
+	b.ReportMetric(perInstance(inst.seen), "KiB-instance-seen")
+	b.ReportMetric(perInstance(inst.latest), "KiB-instance-latest")
 	b.ReportMetric(float64(global)/1024, "KiB-index")
 }
 
