@@ -155,9 +155,9 @@ var (
 	_ metric.HostKeys = (*Store)(nil)
 )
 
-// Open connects to Redis as cfg says and pings it. A Redis that does not
-// answer is an error wrapping metric.ErrUnavailable; a bad configuration is a
-// plain error.
+// Open connects to Redis as cfg says, pings it and loads the ingest script.
+// A Redis that does not answer is an error wrapping metric.ErrUnavailable; a
+// bad configuration is a plain error.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -203,6 +203,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err := s.Ping(ctx); err != nil {
 		_ = rdb.Close()
 		return nil, err
+	}
+	// Load the ingest script now (on every master of a cluster), so the
+	// first batch does not pay a NOSCRIPT round trip; a cache flushed
+	// later is handled by Ingest.
+	if err := ingestScript.Load(ctx, rdb).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, s.wrap(fmt.Errorf("load ingest script: %w", err))
 	}
 	return s, nil
 }
