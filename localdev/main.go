@@ -1,0 +1,307 @@
+// Command localdev runs the whole Vitals stack on one machine and one port:
+// Redis (provisioned if needed), the ingest and query handlers, the streamer
+// with its live-view page, and the real reporter for this machine, in one
+// process. It is what `make dev` runs. Subcommands: `token` prints a fresh
+// token for the local secret; `load` runs the streamer load test.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vitals-dev/vitals/localdev/loadtest"
+	"github.com/vitals-dev/vitals/reporter"
+	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/config"
+	"github.com/vitals-dev/vitals/shared/httpapi"
+	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/redisstore"
+	"github.com/vitals-dev/vitals/streamer"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "localdev:", err)
+		os.Exit(1)
+	}
+}
+
+// stateDir holds everything localdev keeps between runs (git-ignored);
+// VITALS_LOCALDEV_DIR moves it.
+var stateDir = ".localdev"
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if d := getenv("VITALS_LOCALDEV_DIR"); d != "" {
+		stateDir = d
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "load":
+			return loadtest.Main(ctx, args[1:], stdout)
+		case "token":
+			secret, err := jwtSecret(getenv)
+			if err != nil {
+				return err
+			}
+			tok, err := auth.IssueToken([]byte(secret), []string{"*"}, 24*time.Hour, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, tok)
+			return nil
+		case "help", "-h", "--help":
+			fmt.Fprintln(stdout, "usage: localdev [token | load [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q (try: localdev help)", args[0])
+		}
+	}
+	return serve(ctx, getenv, stdout, stderr)
+}
+
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	env := withDefaults(getenv, map[string]string{
+		"VITALS_ADDR":       "127.0.0.1:8080",
+		"VITALS_LOG_FORMAT": "text",
+	})
+	secret, err := jwtSecret(getenv)
+	if err != nil {
+		return err
+	}
+	env = withDefaults(env, map[string]string{"VITALS_JWT_SECRET": secret})
+	cfg, err := config.Load(env)
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger(stderr)
+
+	redis, err := provisionRedis(ctx, env("VITALS_REDIS_URL"), filepath.Join(stateDir, "redis"), log)
+	if err != nil {
+		return err
+	}
+	defer redis.stop()
+	env = withDefaults(env, map[string]string{"VITALS_REDIS_URL": redis.URL})
+	if cfg, err = config.Load(env); err != nil {
+		return err
+	}
+	storeCfg, err := cfg.StoreConfig()
+	if err != nil {
+		return err
+	}
+	store, err := redisstore.Open(ctx, storeCfg, log)
+	if err != nil {
+		return fmt.Errorf("open redis at %s: %w", redis.URL, err)
+	}
+	defer store.Close()
+	verifier, err := cfg.Verifier(ctx)
+	if err != nil {
+		return err
+	}
+
+	stream, err := streamer.New(streamer.Deps{
+		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: log, Now: time.Now,
+	}, streamer.Config{})
+	if err != nil {
+		return err
+	}
+	handler := mux(
+		httpapi.NewIngest(httpapi.IngestDeps{Store: store, Keys: store, Logger: log, Now: time.Now}),
+		httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now}),
+		stream.Handler(),
+	)
+
+	ln, err := net.Listen("tcp", env("VITALS_ADDR"))
+	if err != nil {
+		return fmt.Errorf("listen on %s (set VITALS_ADDR to use another address): %w", env("VITALS_ADDR"), err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+
+	agent, serverID, interval, err := startReporter(ctx, env, store, base, log)
+	if err != nil {
+		return err
+	}
+	token, err := auth.IssueToken([]byte(secret), []string{"*"}, 24*time.Hour, env("VITALS_JWT_ISSUER"), env("VITALS_JWT_AUDIENCE"), time.Now())
+	if err != nil {
+		return err
+	}
+	redisWhere := redis.Kind
+	switch redis.Kind {
+	case "redis-server":
+		redisWhere += " (data in " + filepath.Join(stateDir, "redis") + ")"
+	case "embedded":
+		redisWhere += " in-memory Redis (data is lost on exit; install redis-server to keep it)"
+	default:
+		redisWhere = "VITALS_REDIS_URL"
+	}
+	fmt.Fprintf(stdout, `
+Vitals is up: %[1]s/
+  redis:    %[2]s
+  server:   %[3]s (reporting every %[4]s, instance "localdev")
+  token:    %[5]s   (servers ["*"], valid 24h; %[6]s)
+  live:     %[1]s/#token=%[5]s
+  try:      curl -H "Authorization: Bearer %[5]s" %[1]s/api/servers/%[3]s/metrics/latest
+
+`, base, redisWhere, serverID, interval, token, secretWhere(getenv))
+
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- agent.Run(ctx) }()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case err := <-agentDone:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("reporter: %w", err)
+		}
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = stream.Shutdown(shutdownCtx)
+	_ = srv.Shutdown(shutdownCtx)
+	select { // let the reporter flush what it can
+	case <-agentDone:
+	case <-shutdownCtx.Done():
+	}
+	return nil
+}
+
+// mux mounts the three handlers on one port exactly as they are deployed
+// separately: ingest at /api/ingest, the streamer's WebSocket, SSE and page
+// routes, and everything else under /api/ to the query function.
+func mux(ingest, query, stream http.Handler) http.Handler {
+	m := http.NewServeMux()
+	for _, r := range httpapi.Routes() {
+		var h http.Handler
+		switch r.Function {
+		case "ingest":
+			h = ingest
+		case "query":
+			h = query
+		case "streamer":
+			h = stream
+		default:
+			continue
+		}
+		m.Handle(r.Method+" "+r.Path, h)
+	}
+	m.Handle("/api/", query) // the query function's JSON 404/405 for everything else under /api
+	m.Handle("/", stream)    // live-view page and its assets, /healthz
+	return m
+}
+
+// startReporter enrolls this machine (once; the key is kept in Redis) and
+// builds the real reporter for it, with the localdev process as an instance.
+func startReporter(ctx context.Context, env func(string) string, keys metric.HostKeys, base string, log *slog.Logger) (*reporter.Agent, string, time.Duration, error) {
+	serverID := env("VITALS_SERVER_ID")
+	if serverID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, "", 0, fmt.Errorf("hostname: %w (set VITALS_SERVER_ID)", err)
+		}
+		serverID = sanitizeID(h)
+	}
+	if err := metric.CheckServerID(serverID); err != nil {
+		return nil, "", 0, fmt.Errorf("VITALS_SERVER_ID: %w", err)
+	}
+	interval := 10 * time.Second
+	if v := env("VITALS_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return nil, "", 0, fmt.Errorf("VITALS_INTERVAL: want a duration of at least 1s, got %q", v)
+		}
+		interval = d
+	}
+	key, err := keys.HostKey(ctx, serverID)
+	if errors.Is(err, metric.ErrNotFound) {
+		key, err = keys.AddHost(ctx, serverID)
+	}
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("enroll %s: %w", serverID, err)
+	}
+	agent, err := reporter.New(reporter.Config{
+		IngestURL: base + "/api/ingest",
+		ServerID:  serverID,
+		HostKey:   key,
+		Interval:  interval,
+		StateDir:  filepath.Join(stateDir, "reporter"),
+		Instances: []reporter.InstanceConfig{{Name: "localdev", PID: os.Getpid()}},
+	}, log.With("component", "reporter"))
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return agent, serverID, interval, nil
+}
+
+// sanitizeID maps a hostname onto the server id alphabet.
+func sanitizeID(h string) string {
+	h = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			return r
+		}
+		return '-'
+	}, h)
+	if len(h) > 128 {
+		h = h[:128]
+	}
+	if h == "" {
+		h = "localhost"
+	}
+	return h
+}
+
+// jwtSecret returns VITALS_JWT_SECRET, or the one generated on an earlier
+// run (kept in .localdev so printed tokens survive restarts), or a new one.
+func jwtSecret(getenv func(string) string) (string, error) {
+	if s := getenv("VITALS_JWT_SECRET"); s != "" {
+		return s, nil
+	}
+	path := filepath.Join(stateDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", err
+	}
+	s := auth.NewSecret()
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// secretWhere says where the signing secret came from, never the secret
+// itself: stdout of make dev ends up in terminals' scrollback and CI logs.
+func secretWhere(getenv func(string) string) string {
+	if getenv("VITALS_JWT_SECRET") != "" {
+		return "signed with VITALS_JWT_SECRET"
+	}
+	return "signed with the secret generated in " + filepath.Join(stateDir, "jwt-secret") + "; go run ./localdev token prints another"
+}
+
+// withDefaults layers defaults under an env lookup.
+func withDefaults(getenv func(string) string, defaults map[string]string) func(string) string {
+	return func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return defaults[k]
+	}
+}
