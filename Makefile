@@ -51,14 +51,30 @@ reporter-linux-arm64: ## static reporter binary → bin/vitals-reporter-linux-ar
 	@mkdir -p $(BIN)
 	$(call REPORTER_BUILD,arm64)
 
-.PHONY: bench
-bench: ## run the benchmarks recorded in docs/PERFORMANCE.md
+.PHONY: bench bench-go bench-streamer
+bench: bench-go bench-coldstart bench-streamer ## every benchmark recorded in docs/PERFORMANCE.md (about 5 minutes)
+
+bench-go: ## go test -bench: ingest (HTTP vs store ceiling), 7d query, Redis memory, reporter collection
 	@infra/dev/ensure-tools.sh redis
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./shared/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s ./shared/... ./reporter/...
+
+bench-streamer: ## streamer fan-out: 10,000 WebSocket + 100 SSE clients (localdev load)
+	@infra/dev/ensure-tools.sh redis
+	$(GO) run ./localdev load -ws 10000 -sse 100
+
+# go test -fuzz takes one target at a time. Found crashers land in the
+# package's testdata/fuzz/ and then run as ordinary regression tests.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzDecodeBatch:./shared/metric FuzzVerifyRequest:./shared/auth \
+	FuzzIngestHandler:./shared/httpapi FuzzOpenDamagedSegment:./reporter/spool
 
 .PHONY: fuzz
-fuzz: ## fuzz the network-facing parsers for 30s each
-	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 30s ./shared/metric
+fuzz: ## fuzz every network- or disk-facing parser for FUZZTIME (30s) each
+	@infra/dev/ensure-tools.sh redis
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t%%:*} ($${t#*:})"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 # ---- AWS Lambda / SAM (template.yaml; tests and tools in infra/sam) ----
 # `sam build` (BuildMethod: makefile) runs build-<LogicalId> with ARTIFACTS_DIR
@@ -104,8 +120,6 @@ deploy: ## sam build + sam deploy --guided to your AWS account (SAM CLI + AWS cr
 bench-coldstart: ## Lambda cold start: each bootstrap (host arch) against a fake Runtime API, p50/p95, binary sizes
 	@infra/dev/ensure-tools.sh redis
 	$(GO) run ./infra/sam/coldstart -n 30
-
-bench: bench-coldstart
 
 .PHONY: clean
 clean: ## remove build output
