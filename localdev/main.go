@@ -153,7 +153,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 Vitals is up: %[1]s/
   redis:    %[2]s
   server:   %[3]s (reporting every %[4]s, instance "localdev")
-  token:    %[5]s   (servers ["*"], valid 24h; %[6]s)
+  secret:   %[6]s
+  token:    %[5]s   (servers ["*"], valid 24h)
   live:     %[1]s/#token=%[5]s
   try:      curl -H "Authorization: Bearer %[5]s" %[1]s/api/servers/%[3]s/metrics/latest
 
@@ -291,9 +292,9 @@ func jwtSecret(getenv func(string) string) (string, error) {
 // itself: stdout of make dev ends up in terminals' scrollback and CI logs.
 func secretWhere(getenv func(string) string) string {
 	if getenv("VITALS_JWT_SECRET") != "" {
-		return "signed with VITALS_JWT_SECRET"
+		return "from VITALS_JWT_SECRET"
 	}
-	return "signed with the secret generated in " + filepath.Join(stateDir, "jwt-secret") + "; go run ./localdev token prints another"
+	return "generated, kept in " + filepath.Join(stateDir, "jwt-secret") + " (go run ./localdev token prints a new token)"
 }
 
 // withDefaults layers defaults under an env lookup.
