@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 )
 
@@ -31,8 +32,26 @@ const (
 // Proxy adapts h to an API Gateway HTTP API (v2) Lambda handler. It is the
 // exact function Serve hands to the Lambda runtime, so tests drive it with
 // recorded events.
+//
+// An event that cannot become an *http.Request (a body marked base64 that is
+// not, an unparsable path) gets a JSON 400 like every other bad request. The
+// adapter's own answer is an invocation error, which API Gateway turns into
+// a bare 500 and the client would retry forever.
 func Proxy(h http.Handler) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return httpadapter.NewV2(h).ProxyWithContext
+	a := httpadapter.NewV2(h)
+	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		req, err := a.EventToRequestWithContext(ctx, ev)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{
+				StatusCode: http.StatusBadRequest,
+				Headers:    map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+				Body:       `{"error":"malformed request: the API Gateway event could not be read as an HTTP request"}`,
+			}, nil
+		}
+		w := core.NewProxyResponseWriterV2()
+		h.ServeHTTP(w, req)
+		return w.GetProxyResponse()
+	}
 }
 
 // Serve runs h until ctx is cancelled: under the Lambda runtime when

@@ -2,6 +2,7 @@ package lambdahttp_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,20 @@ func TestProxy(t *testing.T) {
 	})
 	if err != nil || res.StatusCode != 201 || res.Body != `{"path":"/api/x","q":"6h"}` {
 		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+// TestProxyMalformedEvent: a body flagged base64 that is not base64 is the
+// client's fault, answered as JSON 400 without calling the handler.
+func TestProxyMalformedEvent(t *testing.T) {
+	called := false
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called = true })
+	res, err := lambdahttp.Proxy(h)(context.Background(), events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RawPath: "/api/ingest", Body: "%%% not base64 %%%", IsBase64Encoded: true,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/api/ingest"}},
+	})
+	if err != nil || called || res.StatusCode != http.StatusBadRequest || res.Headers["Content-Type"] != "application/json" || !json.Valid([]byte(res.Body)) {
+		t.Fatalf("got %+v, %v (handler called: %v); want a JSON 400", res, err, called)
 	}
 }
 
