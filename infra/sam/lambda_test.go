@@ -331,14 +331,15 @@ func TestLambdaEvents(t *testing.T) {
 }
 
 // TestLambdaBadEvent: an event the adapter cannot turn into a request (a
-// body flagged base64 that is not) is an invocation error, not a panic.
+// body flagged base64 that is not) is the client's fault: a JSON 400, not an
+// invocation error (API Gateway would answer that with a bare 500).
 func TestLambdaBadEvent(t *testing.T) {
 	fx := newFixture(t)
 	ev := fx.event(t, "ingest-plain-mixed-case")
 	ev.IsBase64Encoded = true
 	ev.Body = "%%% not base64 %%%"
-	_, err := lambdahttp.Proxy(fx.st.handlers[httpapi.FunctionIngest])(t.Context(), ev)
-	if err == nil {
-		t.Fatal("want an error for an undecodable body")
+	res, err := lambdahttp.Proxy(fx.st.handlers[httpapi.FunctionIngest])(t.Context(), ev)
+	if err != nil || res.StatusCode != http.StatusBadRequest || !json.Valid([]byte(res.Body)) {
+		t.Fatalf("got %d %q, %v; want a JSON 400", res.StatusCode, res.Body, err)
 	}
 }
