@@ -6,55 +6,34 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
+	"net/http"
 	"time"
 
+	"github.com/vitals-dev/vitals/functions/internal/function"
 	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpapi"
-	"github.com/vitals-dev/vitals/shared/lambdahttp"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 )
 
 const defaultAddr = "127.0.0.1:8082"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "query:", err)
-		os.Exit(1)
-	}
-}
+func main() { function.Main("query", defaultAddr, build) }
 
-func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return err
-	}
-	logger := cfg.Logger(stderr).With("function", "query")
-	slog.SetDefault(logger)
+func build(ctx context.Context, cfg config.Config, logger *slog.Logger, open func() (*redisstore.Store, error)) (http.Handler, error) {
 	verifier, err := cfg.Verifier(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sc, err := cfg.StoreConfig()
+	store, err := open()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	store, err := redisstore.Open(ctx, sc, logger)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
-	h := httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: logger, Now: time.Now})
-	addr := cfg.Addr
-	if addr == "" {
-		addr = defaultAddr
-	}
-	return lambdahttp.Serve(ctx, h, addr, getenv, logger)
+	return httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: logger, Now: time.Now}), nil
+}
+
+// run is main with its environment passed in, for tests.
+func run(ctx context.Context, _ []string, getenv func(string) string, _, stderr io.Writer) error {
+	return function.Run(ctx, "query", defaultAddr, getenv, stderr, build)
 }
