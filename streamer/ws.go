@@ -487,6 +487,10 @@ func (c *wsClient) push(sub *wsSub, at int64, msg []byte) {
 		sub.lastAt = at
 	}
 	if c.pending >= c.s.cfg.SendQueue {
+		// Closed now, not in the goroutine: frames delivered meanwhile
+		// would otherwise each count (and log) the drop again.
+		c.closed = true
+		c.queue = nil
 		c.mu.Unlock()
 		c.s.stats.slowDropped.Add(1)
 		c.s.log.Info("closing slow websocket client: send queue full", "queue", c.s.cfg.SendQueue)
