@@ -185,26 +185,32 @@ Vitals is up: %[1]s/
 }
 
 // mux mounts the three handlers on one port exactly as they are deployed
-// separately: ingest at /api/ingest, the streamer's WebSocket, SSE and page
-// routes, and everything else under /api/ to the query function.
+// separately: each route's path goes to the function that owns it, with
+// every method, so a wrong method gets that function's own JSON 405; any
+// other path under /api/ goes to the query function (JSON 404), the rest to
+// the streamer (live-view page and its assets, /healthz).
 func mux(ingest, query, stream http.Handler) http.Handler {
 	m := http.NewServeMux()
+	mounted := map[string]bool{}
 	for _, r := range httpapi.Routes() {
 		var h http.Handler
 		switch r.Function {
-		case "ingest":
+		case httpapi.FunctionIngest:
 			h = ingest
-		case "query":
+		case httpapi.FunctionQuery:
 			h = query
-		case "streamer":
+		case httpapi.FunctionStreamer:
 			h = stream
 		default:
 			continue
 		}
-		m.Handle(r.Method+" "+r.Path, h)
+		if !mounted[r.Path] {
+			mounted[r.Path] = true
+			m.Handle(r.Path, h)
+		}
 	}
-	m.Handle("/api/", query) // the query function's JSON 404/405 for everything else under /api
-	m.Handle("/", stream)    // live-view page and its assets, /healthz
+	m.Handle("/api/", query)
+	m.Handle("/", stream)
 	return m
 }
 

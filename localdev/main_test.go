@@ -120,16 +120,27 @@ func TestStackServesRealData(t *testing.T) {
 		t.Errorf("healthz: got %d", code)
 	}
 
-	// A wrong method on a query path falls through to the query function's
-	// own JSON 405, not ServeMux's plain-text one.
-	resp, err := http.Post(base+"/api/servers", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
+	// A wrong method on any function's path gets that function's JSON 405,
+	// not ServeMux's plain-text one nor another function's 404.
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/api/servers"},
+		{http.MethodGet, "/api/ingest"},
+		{http.MethodPost, "/api/health/ws"},
+		{http.MethodPost, "/api/servers/localdev-test/metrics/stream"},
+	} {
+		req, _ := http.NewRequest(c.method, base+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || !json.Valid(b) || resp.Header.Get("Allow") == "" {
+			t.Errorf("%s %s: got %d %q (Allow %q), want a JSON 405 with Allow", c.method, c.path, resp.StatusCode, b, resp.Header.Get("Allow"))
+		}
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed || !json.Valid(b) {
-		t.Errorf("POST /api/servers: got %d %q, want a JSON 405", resp.StatusCode, b)
+	if code, body := get(t, base+"/api/nope", token); code != http.StatusNotFound || !json.Valid(body) {
+		t.Errorf("GET /api/nope: got %d %q, want a JSON 404", code, body)
 	}
 
 	// The streamer shares the port: a live sample arrives over the WebSocket.
