@@ -9,7 +9,7 @@ GOFLAGS_REL := -trimpath -ldflags "-s -w"
 
 .PHONY: help
 help: ## list targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
 .PHONY: deps
 deps: ## download Go modules
@@ -29,9 +29,14 @@ test: deps ## vet, gofmt check and every test (real redis-server, headless Chrom
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: build
-build: ## build every binary into ./bin (static, for this OS/arch)
+build: ## static binaries for this OS/arch in ./bin, named as the systemd units expect
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/ ./functions/... ./reporter/... ./streamer/... ./infra/vitalsctl ./localdev
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-ingest ./functions/ingest
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-query ./functions/query
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-streamer ./streamer/cmd/vitals-streamer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(REPORTER_VERSION)" -o $(BIN)/vitals-reporter ./reporter/cmd/vitals-reporter
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitalsctl ./infra/vitalsctl
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/localdev ./localdev
 
 # The host agent for the machines people actually run: static, stripped, with
 # its version stamped in (`vitals-reporter version`).

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "load":
 			return loadtest.Main(ctx, args[1:], stdout)
 		case "token":
-			secret, err := jwtSecret(getenv)
+			secret, _, err := jwtSecret(getenv)
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		"VITALS_ADDR":       "127.0.0.1:8080",
 		"VITALS_LOG_FORMAT": "text",
 	})
-	secret, err := jwtSecret(getenv)
+	secret, secretFrom, err := jwtSecret(getenv)
 	if err != nil {
 		return err
 	}
@@ -140,12 +140,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	redisWhere := redis.Kind
+	redisWhere := redis.URL
 	switch redis.Kind {
 	case "redis-server":
-		redisWhere += " (data in " + filepath.Join(stateDir, "redis") + ")"
+		redisWhere += " (redis-server, data in " + filepath.Join(stateDir, "redis") + ")"
 	case "embedded":
-		redisWhere += " in-memory Redis (data is lost on exit; install redis-server to keep it)"
+		redisWhere += " (embedded in-memory Redis: data is lost on exit; install redis-server to keep it)"
 	default:
 		redisWhere = "VITALS_REDIS_URL"
 	}
@@ -158,7 +158,7 @@ Vitals is up: %[1]s/
   live:     %[1]s/#token=%[5]s
   try:      curl -H "Authorization: Bearer %[5]s" %[1]s/api/servers/%[3]s/metrics/latest
 
-`, base, redisWhere, serverID, interval, token, secretWhere(getenv))
+`, base, redisWhere, serverID, interval, token, secretFrom)
 
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- agent.Run(ctx) }()
@@ -275,32 +275,25 @@ func sanitizeID(h string) string {
 }
 
 // jwtSecret returns VITALS_JWT_SECRET, or the one generated on an earlier
-// run (kept in .localdev so printed tokens survive restarts), or a new one.
-func jwtSecret(getenv func(string) string) (string, error) {
+// run (kept in .localdev so printed tokens survive restarts), or a new one;
+// and where it came from, for the banner. The secret itself is never
+// printed: make dev's output ends up in scrollback and CI logs.
+func jwtSecret(getenv func(string) string) (secret, from string, err error) {
 	if s := getenv("VITALS_JWT_SECRET"); s != "" {
-		return s, nil
+		return s, "from VITALS_JWT_SECRET", nil
 	}
 	path := filepath.Join(stateDir, "jwt-secret")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), "kept in " + path + " (earlier tokens still work)", nil
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return "", err
+		return "", "", err
 	}
 	s := auth.NewSecret()
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return s, nil
-}
-
-// secretWhere says where the signing secret came from, never the secret
-// itself: stdout of make dev ends up in terminals' scrollback and CI logs.
-func secretWhere(getenv func(string) string) string {
-	if getenv("VITALS_JWT_SECRET") != "" {
-		return "from VITALS_JWT_SECRET"
-	}
-	return "generated, kept in " + filepath.Join(stateDir, "jwt-secret") + " (go run ./localdev token prints a new token)"
+	return s, "generated now, kept in " + path + " (go run ./localdev token prints new tokens)", nil
 }
 
 // withDefaults layers defaults under an env lookup.

@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redistest"
@@ -200,4 +204,53 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return fmt.Sprintf("127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestProvisionRedisKeepsHistory: with no VITALS_REDIS_URL, localdev starts
+// the redis-server on PATH with its data under the (relative) state dir, and
+// what was written is there again after a restart.
+func TestProvisionRedisKeepsHistory(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("no redis-server on PATH") // redistest.Main already fails CI without one
+	}
+	t.Chdir(t.TempDir())
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	for i, want := range []string{"", "kept"} {
+		r, err := provisionRedis(ctx, "", filepath.Join(".localdev", "redis"), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != "redis-server" {
+			r.stop()
+			t.Fatalf("run %d: got %s Redis, want redis-server", i, r.Kind)
+		}
+		opt, _ := goredis.ParseURL(r.URL)
+		c := goredis.NewClient(opt)
+		got, err := c.Get(ctx, "k").Result()
+		if err != nil && err != goredis.Nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("run %d: k = %q, want %q", i, got, want)
+		}
+		if err := c.Set(ctx, "k", "kept", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		r.stop() // SIGTERM: redis-server saves its snapshot
+	}
+}
+
+// TestRedisServerFailureIsExplained: a redis-server that exits at once is
+// reported with what it said, without waiting out the start deadline.
+func TestRedisServerFailureIsExplained(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "redis-server")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 'FATAL: cannot open the log file' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startRedisServer(context.Background(), bin, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "cannot open the log file") {
+		t.Fatalf("got %v, want redis-server's own message", err)
+	}
 }
