@@ -10,12 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -138,6 +140,27 @@ func TestBrowserLiveView(t *testing.T) {
 		return s
 	}
 
+	// Every value the page's data-view takes, from its first script on,
+	// including ones that lasted less than a task.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+		window.__views = [];
+		const push = (v) => { if (v && window.__views[window.__views.length - 1] !== v) window.__views.push(v); };
+		new MutationObserver((recs) => {
+			for (const r of recs) if (r.target === document.body) push(r.oldValue);
+			push(document.body && document.body.dataset.view);
+		}).observe(document, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-view'] });
+	`}); err != nil {
+		t.Fatal(err)
+	}
+	views := func() []string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__views`))
+		if err != nil {
+			t.Fatalf("views: %v", err)
+		}
+		return v
+	}
+
 	tok := token(t, "*")
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(site.URL+"/#token="+tok),
@@ -147,7 +170,15 @@ func TestBrowserLiveView(t *testing.T) {
 		wait(`document.querySelector('#instances tr .icpu') !== null && document.querySelector('#instances tr .icpu').textContent !== '–'`),
 	)
 	if err != nil {
-		t.Fatalf("page did not load: %v (js errors: %v)", err, errs())
+		t.Fatalf("page did not load: %v (js errors: %v, views %v)", err, errs(), views())
+	}
+	// While the first servers list is on its way the page says it is
+	// loading: never "No servers yet" or the token prompt for a valid
+	// token with servers.
+	if v := views(); len(v) < 2 || v[0] != "loading" || v[len(v)-1] != "detail" || slices.ContainsFunc(v, func(s string) bool {
+		return s == "no-servers" || s == "no-token" || s == "refused"
+	}) {
+		t.Errorf("views while loading: %v, want loading … detail", v)
 	}
 	cpuBefore, conn := text("#tile-cpu .value"), text("#connText")
 	if cpuBefore == "87.5 %" || conn != "live" {
@@ -163,6 +194,28 @@ func TestBrowserLiveView(t *testing.T) {
 	e.ingest("web-1", sample(now, 87.5))
 	if err := chromedp.Do(ctx, wait(`document.querySelector('#tile-cpu .value').textContent === '87.5 %'`)); err != nil {
 		t.Fatalf("live value did not change (still %q): %v (js errors: %v)", text("#tile-cpu .value"), err, errs())
+	}
+
+	// The sidebar and the header tell the selected server's age from one
+	// clock, so they agree, and they keep counting between samples.
+	ages := func() (side, head string) {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+			`[document.querySelector('#servers button.on .sago').textContent, document.getElementById('updated').textContent]`))
+		if err != nil || len(v) != 2 {
+			t.Fatalf("ages: %v %v", v, err)
+		}
+		return v[0], v[1]
+	}
+	side, head := ages()
+	if head != "last sample "+side {
+		t.Errorf("sidebar says %q, header says %q", side, head)
+	}
+	if err := chromedp.Do(ctx, wait(`document.getElementById('updated').textContent !== `+strconv.Quote(head))); err != nil {
+		t.Errorf("header age stuck at %q: %v", head, err)
+	}
+	if side2, head2 := ages(); head2 != "last sample "+side2 || side2 == side {
+		t.Errorf("a second later: sidebar %q, header %q (was %q)", side2, head2, side)
 	}
 
 	dir := os.Getenv("VITALS_SCREENSHOT_DIR")
@@ -208,6 +261,33 @@ func TestBrowserLiveView(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatalf("select db-1: %v", err)
+	}
+
+	// A token that may read no server: "No servers yet", no token prompt.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(site.URL+"/?empty#token="+token(t, "nobody")),
+		wait(`document.body.dataset.view === 'no-servers'`),
+	)
+	if err != nil {
+		t.Fatalf("no servers: %v (views %v)", err, views())
+	}
+	if v := views(); v[0] != "loading" {
+		t.Errorf("views for an empty list: %v", v)
+	}
+	if got, btn := text("#emptyTitle"), text("#empty"); got != "No servers yet" || strings.Contains(btn, "Paste a token") {
+		t.Errorf("empty list shows %q / %q", got, btn)
+	}
+
+	// A token the server refuses: the prompt, with the reason.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(site.URL+"/?refused#token=not.a.jwt"),
+		wait(`document.body.dataset.view === 'refused' && document.getElementById('tokenDialog').open`),
+	)
+	if err != nil {
+		t.Fatalf("refused token: %v (views %v)", err, views())
+	}
+	if got := text("#tokenError"); !strings.Contains(got, "invalid token") {
+		t.Errorf("token error %q", got)
 	}
 	if es := errs(); len(es) > 0 {
 		t.Fatalf("javascript errors: %v", es)

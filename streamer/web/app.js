@@ -11,7 +11,9 @@
   const state = {
     token: '',
     apiBase: '',
-    servers: [],
+    refused: '',           // why the server refused the token, if it did
+    serversError: '',      // why the servers list could not be loaded
+    servers: null,         // ServerInfo[] once the first list arrived
     server: '',            // selected server id
     period: '1h',
     hist: [],              // ServerMetric[] of the selected period
@@ -38,8 +40,10 @@
     if (h > 0) return `${h}h ${m}m`;
     return `${m}m ${Math.floor(s % 60)}s`;
   }
-  function ago(t) {
-    const s = Math.max(0, (Date.now() - t) / 1000);
+  // ago is how long before now t was; every relative time on the page is
+  // drawn by tick() with one now, so two labels for the same instant agree.
+  function ago(t, now) {
+    const s = Math.max(0, ((now ?? Date.now()) - t) / 1000);
     if (s < 60) return `${Math.floor(s)}s ago`;
     if (s < 3600) return `${Math.floor(s / 60)}m ago`;
     if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
@@ -130,55 +134,173 @@
   }
   function apiFailed(err, what) {
     if (err instanceof HTTPError && err.status === 401) {
-      showTokenDialog(err.message);
+      refuse(err.message);
       return;
     }
     toast(`${what}: ${err.message}`);
   }
 
   // ---------- servers ----------
+  let serversTimer = null, serversGen = 0;
   async function loadServers() {
-    if (!state.token) return;
+    clearTimeout(serversTimer);
+    if (!state.token || state.refused) return;
+    const gen = serversGen;
     let r;
-    try { r = await api('/api/servers'); } catch (err) { apiFailed(err, 'Servers'); return; }
-    state.servers = r.servers || [];
-    renderServers();
+    try {
+      r = await api('/api/servers');
+    } catch (err) {
+      if (gen !== serversGen) return;
+      if (err instanceof HTTPError && err.status === 401) {
+        refuse(err.message);
+        return;
+      }
+      if (state.servers) toast(`Servers: ${err.message}`);
+      state.serversError = err.message;
+      renderServers();
+      // Until the first list arrives, try again soon rather than in 30 s.
+      serversTimer = setTimeout(loadServers, state.servers ? 30e3 : 5e3);
+      return;
+    }
+    if (gen !== serversGen) return; // the token changed meanwhile
+    serversTimer = setTimeout(loadServers, 30e3);
+    state.serversError = '';
+    // A live push may have seen a newer sample than this list knows of.
+    const seen = new Map((state.servers || []).map((s) => [s.id, s.lastSeenAt]));
+    state.servers = (r.servers || []).map((s) => {
+      const prev = seen.get(s.id);
+      return prev && Date.parse(prev) > Date.parse(s.lastSeenAt) ? { ...s, lastSeenAt: prev } : s;
+    });
+    // The API lists the most recently seen first: that one is shown unless
+    // the URL names another, but the list keeps a stable order rather than
+    // reshuffling as servers report.
+    const newest = state.servers[0];
+    state.servers.sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
     if (!state.server) {
       const want = new URLSearchParams(location.hash.slice(1)).get('server');
-      const pick = state.servers.find((s) => s.id === want) || state.servers[0];
-      if (pick) select(pick.id);
-    } else {
-      // New instances appear without a reload.
-      const cur = state.servers.find((s) => s.id === state.server);
-      if (cur && (cur.instances || []).some((i) => !state.instances.has(i.id))) renderInstances(cur);
+      const pick = state.servers.find((s) => s.id === want) || newest;
+      if (pick) { select(pick.id); return; } // which renders the list
     }
-    $('emptyText').textContent = state.servers.length ? 'Pick a server.' : 'No server has reported yet, or this token may not read any.';
+    renderServers();
+    // New instances appear without a reload.
+    const cur = state.servers.find((s) => s.id === state.server);
+    if (cur && (cur.instances || []).some((i) => !state.instances.has(i.id))) renderInstances(cur);
   }
+  function refuse(msg) {
+    state.refused = msg || 'refused';
+    setConn('error', 'token refused');
+    wsGen++; // stop reconnecting with a token the server refuses
+    if (ws) ws.close();
+    clearTimeout(serversTimer);
+    clearTimeout(retryTimer);
+    renderServers();
+    showTokenDialog(state.refused);
+  }
+
+  // view is what the page shows: the token prompt only without a token or
+  // when it was refused, a loading state until the first servers list
+  // arrives, "No servers yet" only when that list is really empty.
+  function view() {
+    if (!state.token) return 'no-token';
+    if (state.refused) return 'refused';
+    if (state.servers == null) return state.serversError ? 'error' : 'loading';
+    if (state.servers.length === 0) return 'no-servers';
+    return state.server ? 'detail' : 'pick';
+  }
+  const VIEWS = {
+    'no-token': ['Live server health', 'Paste a token to see your servers.', 'No token.'],
+    refused: ['Token refused', '', 'Token refused.'],
+    loading: ['Loading servers…', 'Connecting with your token.', ''],
+    error: ['Can’t reach the API', '', 'Can’t load servers.'],
+    'no-servers': ['No servers yet', 'No server has reported yet, or this token may not read any. Servers appear here as soon as they report.', 'No servers yet.'],
+    pick: ['Pick a server', 'Choose a server on the left to see it live.', ''],
+  };
+  function renderView() {
+    const v = view();
+    document.body.dataset.view = v;
+    $('detail').hidden = v !== 'detail';
+    $('empty').hidden = v === 'detail';
+    if (v === 'detail') return;
+    const [title, text] = VIEWS[v];
+    $('empty').dataset.view = v;
+    $('emptyTitle').textContent = title;
+    $('emptyText').textContent = v === 'refused' ? `The server refused this token (${state.refused}). Paste a new one.`
+      : v === 'error' ? `${state.serversError}. Retrying…` : text;
+    $('emptyTokenBtn').hidden = !(v === 'no-token' || v === 'refused');
+    $('emptySpinner').hidden = !(v === 'loading' || v === 'error');
+  }
+
   function renderServers() {
+    renderView();
     const ul = $('servers');
+    const total = state.servers ? state.servers.length : 0;
+    if (total < 2) $('filter').value = ''; // hidden, so it must not filter
     const f = $('filter').value.trim().toLowerCase();
     ul.replaceChildren();
+    const v = view();
+    if (v === 'loading') {
+      // Placeholder rows where the list will be.
+      for (let i = 0; i < 3; i++) ul.append(el('li', 'skeleton'));
+    }
     let n = 0;
-    for (const s of state.servers) {
+    for (const s of state.servers || []) {
       if (f && !s.id.toLowerCase().includes(f)) continue;
       n++;
-      const age = Date.now() - Date.parse(s.lastSeenAt);
       const b = el('button');
       b.type = 'button';
       b.dataset.server = s.id;
       if (s.id === state.server) b.classList.add('on');
-      b.append(el('span', 'sdot' + (age < 60e3 ? ' fresh' : age < 600e3 ? ' stale' : '')), el('span', 'sname', s.id), el('span', 'sago', ago(Date.parse(s.lastSeenAt))));
-      b.title = `${s.id} · ${(s.instances || []).length} instances · last report ${new Date(s.lastSeenAt).toLocaleString()}`;
+      b.append(el('span', 'sdot'), el('span', 'sname', s.id), el('span', 'sago'));
       b.addEventListener('click', () => select(s.id));
       const li = el('li');
       li.append(b);
       ul.append(li);
     }
-    $('serverCount').textContent = state.servers.length || '';
-    $('serversNote').hidden = state.servers.length > 0;
-    $('serversNote').textContent = state.token ? 'No servers yet.' : 'No token.';
+    $('serverCount').textContent = total || '';
+    $('filter').hidden = total < 2;
+    const note = v === 'detail' || v === 'pick' ? (n === 0 ? 'No server matches.' : '') : VIEWS[v][2];
+    $('serversNote').hidden = !note;
+    $('serversNote').textContent = note;
+    tick();
   }
   $('filter').addEventListener('input', renderServers);
+
+  // seenAt is when a server's newest sample was taken, from the servers
+  // list or, for the selected server, the newest live push.
+  function seenAt(s) {
+    let t = Date.parse(s.lastSeenAt);
+    if (s.id === state.server && state.latest) t = Math.max(t, Date.parse(state.latest.collectedAt));
+    return t;
+  }
+  const freshness = (age) => (age < 60e3 ? 'fresh' : age < 600e3 ? 'stale' : 'old');
+
+  // tick redraws every relative time from the stored timestamps with one
+  // now, once a second, on the second, so the labels move together.
+  let tickTimer = null;
+  function tick() {
+    clearTimeout(tickTimer);
+    const now = Date.now();
+    const byId = new Map((state.servers || []).map((s) => [s.id, s]));
+    for (const b of $('servers').querySelectorAll('button[data-server]')) {
+      const s = byId.get(b.dataset.server);
+      if (!s) continue;
+      const t = seenAt(s);
+      b.querySelector('.sago').textContent = ago(t, now);
+      b.querySelector('.sdot').className = 'sdot ' + freshness(now - t);
+      b.title = `${s.id} · ${(s.instances || []).length} instances · last sample ${new Date(t).toLocaleString()}`;
+    }
+    const u = $('updated');
+    const cur = byId.get(state.server);
+    if (!state.latest) {
+      u.textContent = 'waiting for data…';
+      u.className = 'updated';
+    } else {
+      const t = cur ? seenAt(cur) : Date.parse(state.latest.collectedAt);
+      u.textContent = 'last sample ' + ago(t, now);
+      u.className = 'updated ' + freshness(now - t);
+    }
+    tickTimer = setTimeout(tick, 1000 - (Date.now() % 1000) + 5);
+  }
 
   function select(id) {
     if (state.server === id) return;
@@ -189,8 +311,6 @@
     const h = new URLSearchParams(location.hash.slice(1));
     h.set('server', id);
     history.replaceState(null, '', '#' + h.toString());
-    $('empty').hidden = true;
-    $('detail').hidden = false;
     $('serverName').textContent = id;
     for (const t of document.querySelectorAll('.tile')) resetTile(t);
     renderServers();
@@ -242,20 +362,13 @@
     const boot = Date.parse(m.collectedAt) - m.uptimeSeconds * 1000;
     setTile('uptime', duration(m.uptimeSeconds), 'since ' + new Date(boot).toLocaleDateString(undefined, { month: 'short', day: 'numeric' }));
     document.body.dataset.lastSample = m.collectedAt;
-    tickUpdated();
+    tick();
   }
-  function tickUpdated() {
-    const u = $('updated');
-    if (!state.latest) { u.textContent = 'waiting for data…'; u.className = 'updated'; return; }
-    const t = Date.parse(state.latest.collectedAt);
-    u.textContent = 'last sample ' + ago(t);
-    u.className = 'updated ' + (Date.now() - t < 45e3 ? 'fresh' : 'stale');
-  }
-  setInterval(() => { tickUpdated(); }, 1000);
-  setInterval(() => { renderServers(); }, 15000);
-  setInterval(() => { loadServers(); }, 30000);
 
   function onServerMetric(id, m) {
+    // The servers list learns of the sample too, so its label agrees.
+    const srv = (state.servers || []).find((s) => s.id === id);
+    if (srv && Date.parse(m.collectedAt) > Date.parse(srv.lastSeenAt)) srv.lastSeenAt = m.collectedAt;
     if (id !== state.server) return;
     if (state.latest && Date.parse(m.collectedAt) < Date.parse(state.latest.collectedAt)) return;
     state.latest = m;
@@ -545,10 +658,7 @@
     if (d.startsWith('error:')) {
       const msg = d.slice(6).trim();
       if (!authed) {
-        setConn('error', 'not authorised');
-        wsGen++; // stop reconnecting with a token the server refuses
-        ws.close();
-        showTokenDialog(msg);
+        refuse(msg);
       } else if (!/not found/.test(msg)) {
         // An instance that stopped reporting has no latest metric: not
         // worth a toast.
@@ -577,11 +687,14 @@
   // ---------- start ----------
   function restart() {
     state.server = '';
-    state.servers = [];
+    state.servers = null;
+    state.refused = '';
+    state.serversError = '';
+    state.latest = null;
+    serversGen++;
+    clearTimeout(serversTimer);
     for (const c of Object.values(state.charts)) c.destroy();
     state.charts = {};
-    $('detail').hidden = true;
-    $('empty').hidden = false;
     renderServers();
     if (ws) { wsGen++; ws.close(); }
     if (!state.token) { setConn('offline', 'no token'); showTokenDialog(); return; }
