@@ -72,7 +72,14 @@ func TestBrowserLiveView(t *testing.T) {
 	if _, err := e.store.Ingest(context.Background(), "web-1", batch); err != nil {
 		t.Fatal(err)
 	}
-	e.ingest("db-1", sample(now.Add(-20*time.Second), 3))
+	// db-1 sends nothing over the network: its byte-rate axis must still
+	// read as distinct ticks.
+	for _, ago := range []time.Duration{40 * time.Second, 30 * time.Second, 20 * time.Second} {
+		s := sample(now.Add(-ago), 3)
+		zero := 0.0
+		s.NetworkRxBytesPerSec, s.NetworkTxBytesPerSec = &zero, &zero
+		e.ingest("db-1", s)
+	}
 
 	// One origin, mounted as localdev does: the real query function for
 	// the REST routes, the streamer for its own and the page.
@@ -258,9 +265,26 @@ func TestBrowserLiveView(t *testing.T) {
 	err = chromedp.Do(ctx,
 		chromedp.Click(`#servers button[data-server="db-1"]`),
 		wait(`document.getElementById('serverName').textContent === 'db-1' && document.querySelector('#tile-cpu .value').textContent === '3.0 %'`),
+		wait(`document.body.dataset.period === '6h' && document.body.dataset.server === 'db-1'`),
 	)
 	if err != nil {
 		t.Fatalf("select db-1: %v", err)
+	}
+	// No y axis repeats a label, even for db-1's all-zero network rates.
+	ticks, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](
+		`Object.fromEntries([...document.querySelectorAll('.chart')].map((c) => [c.id, c.dataset.yTicks || '']))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, labels := range ticks {
+		t.Logf("%s y axis: %s", id, labels)
+		l := strings.Split(labels, " | ")
+		if sorted := slices.Sorted(slices.Values(l)); len(l) < 2 || len(slices.Compact(sorted)) != len(l) {
+			t.Errorf("%s y axis: %q", id, labels)
+		}
+	}
+	if got := ticks["chart-net"]; !strings.HasPrefix(got, "0 B/s | ") || strings.Contains(got, "1 B/s") {
+		t.Errorf("idle network axis: %q", got)
 	}
 
 	// A token that may read no server: "No servers yet", no token prompt.

@@ -402,7 +402,7 @@
       { label: '5m', color: '--c2', get: (m) => m.cpuLoad5m },
       { label: '15m', color: '--c3', get: (m) => m.cpuLoad15m },
     ] },
-    { key: 'net', fmt: rate, series: [
+    { key: 'net', fmt: rate, bytes: '/s', series: [
       { label: 'In', color: '--c2', fill: true, get: (m) => m.networkRxBytesPerSec },
       { label: 'Out', color: '--c4', get: (m) => m.networkTxBytesPerSec },
     ] },
@@ -410,8 +410,64 @@
       { label: 'Used', color: '--c3', fill: true, get: (m) => m.diskUsagePercent },
     ] },
   ];
-  const shortBytes = (v) => bytes(v).replace(/\.\d+ /, ' ');
+  // The series a period draws: raw 1h points have no separate peak.
+  const shown = (def) => def.series.filter((s) => !(s.rollupOnly && state.period === '1h'));
+
+  // Byte axes step in round binary amounts (…, 100 B, 256 B, 512 B, 1 KiB,
+  // 2 KiB, 5 KiB, …), so every tick is a short number in the unit it is
+  // shown in and no two ticks read the same; and the scale spans at least
+  // 1 KiB, so an idle link draws 0 … 1 KiB rather than 0, 0, 1, 1 B.
+  const BYTE_INCRS = [];
+  for (let u = 1; u <= 1024 ** 5; u *= 1024) for (const k of [1, 2, 5, 10, 20, 50, 100, 256, 512]) BYTE_INCRS.push(k * u);
+  function byteTicks(vals, suffix) {
+    for (let digits = 2; ; digits++) {
+      const out = vals.map((v) => {
+        if (v == null) return '';
+        let i = 0;
+        while (Math.abs(v) >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
+        return +v.toFixed(digits) + ' ' + UNITS[i] + suffix;
+      });
+      if (new Set(out).size === out.length || digits >= 6) return out;
+    }
+  }
+  // axisWidth fits the y axis to its widest label.
+  const measure = document.createElement('canvas').getContext('2d');
+  function axisWidth(u, values) {
+    if (!values) return 40;
+    measure.font = '12px ' + getComputedStyle(document.body).fontFamily;
+    return Math.ceil(Math.max(24, ...values.map((v) => measure.measureText(v).width))) + 14;
+  }
+  function yAxis(def, muted, grid) {
+    const a = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { show: false }, size: axisWidth };
+    let fmt = (vals) => vals.map((v) => (v == null ? '' : uPlot.fmtNum(v)));
+    if (def.bytes != null) {
+      a.incrs = BYTE_INCRS;
+      fmt = (vals) => byteTicks(vals, def.bytes);
+    } else if (def.range) {
+      fmt = (vals) => vals.map((v) => v + '%');
+    }
+    // The labels drawn (on the canvas) are also left on the chart's
+    // element, where a test can read them.
+    a.values = (u, vals) => {
+      const out = fmt(vals);
+      $('chart-' + def.key).dataset.yTicks = out.join(' | ');
+      return out;
+    };
+    return a;
+  }
+  function yScale(def) {
+    if (def.range) return { range: def.range };
+    const least = def.bytes != null ? 1024 : 1;
+    return { range: (u, min, max) => [0, Math.max(least, max > 0 ? max * 1.15 : 0)] };
+  }
   const WINDOW = { '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400 };
+
+  function periodRange(xs) {
+    const now = Date.now() / 1000;
+    let lo = now - WINDOW[state.period], hi = now;
+    if (xs.length) { lo = Math.min(lo, xs[0]); hi = Math.max(hi, xs[xs.length - 1]); }
+    return [lo, hi];
+  }
 
   // showLatest puts the newest values in the legend while the cursor is
   // elsewhere, so the legend reads as a caption rather than dashes.
@@ -452,8 +508,6 @@
     for (const def of CHARTS) {
       const host = $('chart-' + def.key);
       host.replaceChildren();
-      const axisFmt = def.key === 'net' ? (u, vals) => vals.map((v) => shortBytes(v) + '/s')
-        : def.range ? (u, vals) => vals.map((v) => v + '%') : undefined;
       const opts = {
         width: Math.max(200, host.clientWidth),
         height: 200,
@@ -461,27 +515,29 @@
         legend: { live: true },
         scales: {
           // The whole period, so a server that started reporting recently
-          // or went quiet shows as such.
-          x: { time: true, range: (u, min, max) => { const now = Date.now() / 1000; return [Math.min(min, now - WINDOW[state.period]), Math.max(max, now)]; } },
-          y: def.range ? { range: def.range } : { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
+          // or went quiet shows as such. From the data itself: with one
+          // point uPlot offers a range 1000 days wide, with none 1970.
+          x: { time: true, range: (u) => periodRange(u.data[0]) },
+          y: yScale(def),
         },
         axes: [
           { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
-          { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { show: false }, size: def.key === 'net' ? 78 : 50, values: axisFmt },
+          yAxis(def, muted, grid),
         ],
-        series: [{ value: (u, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: state.period === '1h' ? '2-digit' : undefined })) }].concat(def.series.map((s) => {
+        series: [{ value: (u, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: state.period === '1h' ? '2-digit' : undefined })) }].concat(shown(def).map((s) => {
           const color = cssVar(s.color);
           return {
             label: s.label, stroke: color, width: 1.75,
             fill: s.fill ? withAlpha(color, 0.13) : undefined,
-            dash: s.dash, points: { show: false },
-            show: !(s.rollupOnly && state.period === '1h'),
+            // uPlot shows the points only where they are sparse, so a
+            // lone sample is a dot rather than nothing.
+            dash: s.dash, points: { size: 5, fill: color },
             value: (u, v) => def.fmt(v),
           };
         })),
       };
       opts.hooks = { ready: [showLatest], setData: [showLatest], setCursor: [(u) => { if (u.cursor.left < 0) showLatest(u); }] };
-      const data = columns(state.hist, def.series.map((s) => s.get));
+      const data = columns(state.hist, shown(def).map((s) => s.get));
       state.charts[def.key] = new uPlot(opts, data, host);
     }
     buildSparks();
@@ -489,7 +545,7 @@
   function updateCharts() {
     for (const def of CHARTS) {
       const c = state.charts[def.key];
-      if (c) c.setData(columns(state.hist, def.series.map((s) => s.get)));
+      if (c) c.setData(columns(state.hist, shown(def).map((s) => s.get)));
     }
   }
   const ro = new ResizeObserver(() => {
@@ -528,6 +584,7 @@
     buildCharts();
     $('charts').classList.remove('loading');
     document.body.dataset.period = p;
+    document.body.dataset.server = id;
     document.body.dataset.points = String(state.hist.length);
     loadInstanceHistory(id, p);
   }
