@@ -287,6 +287,15 @@ func TestBrowserLiveView(t *testing.T) {
 		t.Errorf("idle network axis: %q", got)
 	}
 
+	// A phone-width view.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	shot("phone-dark.png")
+	if err := chromedp.Do(ctx, chromedp.EmulateReset()); err != nil {
+		t.Fatal(err)
+	}
+
 	// A token that may read no server: "No servers yet", no token prompt.
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(site.URL+"/?empty#token="+token(t, "nobody")),

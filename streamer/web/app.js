@@ -331,7 +331,10 @@
     const t = $('tile-' + id);
     const v = t.querySelector('.value');
     if (v.textContent !== value) {
-      v.textContent = value;
+      // The unit is set smaller so "1.58 KiB/s" fits a phone-width tile.
+      const m = /^(.*\d)( (?:%|[KMGTP]?i?B(?:\/s)?))$/.exec(value);
+      if (m) v.replaceChildren(m[1], el('span', 'unit', m[2]));
+      else v.textContent = value;
       t.classList.add('flash');
       requestAnimationFrame(() => requestAnimationFrame(() => t.classList.remove('flash')));
     }
@@ -615,7 +618,7 @@
       tr.dataset.instance = id;
       const name = el('td');
       name.append(el('div', 'iname', it.name), el('div', 'iid', id));
-      tr.append(name, el('td', 'num icpu', '–'), el('td', 'num imem', '–'), el('td', 'num iio', '–'));
+      tr.append(name, el('td', 'num icpu', '–'), el('td', 'num imem', '–'), el('td', 'num io-col iio', '–'));
       const sp = el('td', 'spark-col');
       sp.append(el('div', 'spark'));
       tr.append(sp);
