@@ -51,7 +51,7 @@ func NewQuery(d QueryDeps) http.Handler {
 // returns the value to send with 200, or an error for WriteError.
 func (q *query) authed(h func(r *http.Request, c *auth.Claims) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := q.claims(r)
+		c, err := Authenticate(r, q.Verifier)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vitals"`)
 			WriteError(w, r, q.Logger, err)
@@ -64,22 +64,6 @@ func (q *query) authed(h func(r *http.Request, c *auth.Claims) (any, error)) htt
 		}
 		WriteJSON(w, http.StatusOK, v)
 	}
-}
-
-func (q *query) claims(r *http.Request) (*auth.Claims, error) {
-	tok := ""
-	if hv := r.Header.Get("Authorization"); hv != "" {
-		tok = auth.BearerToken(hv)
-		if tok == "" {
-			return nil, metric.Errorf(metric.ErrUnauthorized, "Authorization must be \"Bearer <token>\"")
-		}
-	} else {
-		tok = r.URL.Query().Get("access_token")
-	}
-	if q.Verifier == nil {
-		return nil, errors.New("query handler has no token verifier")
-	}
-	return q.Verifier.Verify(tok)
 }
 
 // metricsPage is the history response of both series kinds, as in oCore.
@@ -137,29 +121,11 @@ func (q *query) serverLatest(r *http.Request, c *auth.Claims) (any, error) {
 	return m, nil
 }
 
-// instanceID validates the {id} path value and resolves the instance's
-// server for the scope check. An unknown instance is a 404 only for a token
-// that may read every server; any other token gets 403, exactly as for an
-// instance of a server outside its scope, so ids cannot be probed.
+// instanceID validates the {id} path value and the token's scope over
+// the instance (see ReadInstance).
 func (q *query) instanceID(r *http.Request, c *auth.Claims) (string, error) {
-	id, err := metric.ParseUUID(r.PathValue("id"))
-	if err != nil {
-		return "", metric.Errorf(metric.ErrInvalid, "instance id %q: must be a UUID", r.PathValue("id"))
-	}
-	info, err := q.Store.Instance(r.Context(), id)
-	if errors.Is(err, metric.ErrNotFound) {
-		if c.CanRead("*") {
-			return "", metric.Errorf(metric.ErrNotFound, "instance %s not found", id)
-		}
-		return "", metric.Errorf(metric.ErrForbidden, "token may not read instance %s", id)
-	}
-	if err != nil {
-		return "", err
-	}
-	if !c.CanRead(info.ServerID) {
-		return "", metric.Errorf(metric.ErrForbidden, "token may not read instance %s", id)
-	}
-	return id, nil
+	info, err := ReadInstance(r.Context(), q.Store, c, r.PathValue("id"))
+	return info.ID, err
 }
 
 func (q *query) instanceMetrics(r *http.Request, c *auth.Claims) (any, error) {
