@@ -60,21 +60,13 @@ func (s *Server) serveInstanceSSE(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, err := metric.ParseUUID(r.PathValue("id"))
-	if err != nil {
-		s.sseError(w, r, metric.Errorf(metric.ErrInvalid, "instance id %s", err.Error()))
-		return
-	}
-	info, err := s.store.Instance(r.Context(), id)
+	// The REST rule: an unknown instance is 403 for a scoped token.
+	info, err := httpapi.ReadInstance(r.Context(), s.store, claims, r.PathValue("id"))
 	if err != nil {
 		s.sseError(w, r, err)
 		return
 	}
-	if err := claims.CheckRead(info.ServerID); err != nil {
-		s.sseError(w, r, err)
-		return
-	}
-	s.stream(w, r, claims, kindInstance, id)
+	s.stream(w, r, claims, kindInstance, info.ID)
 }
 
 // sseAuth reads the token from "Authorization: Bearer" or, because

@@ -113,6 +113,7 @@ func TestSSEErrorsBeforeStream(t *testing.T) {
 	e := newEnv(t, streamer.Config{})
 	e.ingest("web-1", sample(time.Now().Add(-time.Minute), 10))
 	inst := metric.InstanceUUID("web-1", "app")
+	unknown := metric.InstanceUUID("x", "y")
 	web := token(t, "web-1")
 	expired := func() string {
 		tok, _ := authIssue(time.Now().Add(-2 * time.Hour))
@@ -130,9 +131,12 @@ func TestSSEErrorsBeforeStream(t *testing.T) {
 		{"out of scope", "/api/servers/db-1/metrics/stream", web, 403, `token may not read server "db-1"`},
 		{"unknown server", "/api/servers/nosuch/metrics/stream", token(t, "*"), 404, "not found"},
 		{"bad server id", "/api/servers/a%20b/metrics/stream", web, 400, "server id"},
-		{"bad instance id", "/api/instances/nope/monitoring/metrics/stream", web, 400, "not a UUID"},
-		{"unknown instance", "/api/instances/" + metric.InstanceUUID("x", "y") + "/monitoring/metrics/stream", web, 404, "not found"},
-		{"instance out of scope", "/api/instances/" + inst + "/monitoring/metrics/stream", token(t, "db-1"), 403, `token may not read server "web-1"`},
+		{"bad instance id", "/api/instances/nope/monitoring/metrics/stream", web, 400, `instance id "nope": must be a UUID`},
+		// As on REST: an unknown instance is 403 to a scoped token, so ids
+		// cannot be probed, and 404 only to a token for every server.
+		{"unknown instance, scoped token", "/api/instances/" + unknown + "/monitoring/metrics/stream", web, 403, "token may not read instance " + unknown},
+		{"unknown instance, every server", "/api/instances/" + unknown + "/monitoring/metrics/stream", token(t, "*"), 404, "instance " + unknown + " not found"},
+		{"instance out of scope", "/api/instances/" + inst + "/monitoring/metrics/stream", token(t, "db-1"), 403, "token may not read instance " + inst},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, _ := e.sse(tc.path, tc.bearer)

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/metric"
 )
 
@@ -355,13 +356,10 @@ func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []st
 			return
 		}
 	case kindInstance:
-		info, err := c.s.store.Instance(ctx, id)
+		// The REST rule: an unknown instance is forbidden to a scoped token.
+		info, err := httpapi.ReadInstance(ctx, c.s.store, claims, id)
 		if err != nil {
 			c.reply("error: " + c.s.clientMessage(err, "instance lookup"))
-			return
-		}
-		if err := claims.CheckRead(info.ServerID); err != nil {
-			c.reply("error: " + err.Error())
 			return
 		}
 		serverID = info.ServerID

@@ -104,7 +104,9 @@ func TestWebSocketSeedFlow(t *testing.T) {
 		{"sysinfo bad/id", "error: server id"},
 		{"sysinfo a b", "error: usage: sysinfo [serverId]"},
 		{"subscribe server db-1", `error: token may not read server "db-1"`},
-		{"subscribe instance " + metric.InstanceUUID("db-1", "app"), `error: token may not read server "db-1"`},
+		{"subscribe instance " + metric.InstanceUUID("db-1", "app"), "error: token may not read instance " + metric.InstanceUUID("db-1", "app")},
+		// As on REST: unknown is forbidden to a scoped token, not "not found".
+		{"subscribe instance " + metric.InstanceUUID("web-1", "nosuch"), "error: token may not read instance " + metric.InstanceUUID("web-1", "nosuch")},
 		{"subscribe instance not-a-uuid", "error: subscribe:"},
 		{"subscribe planet web-1", "error: subscribe: unknown target"},
 		{"subscribe server", "error: subscribe: want server <id> or instance <uuid>"},
@@ -161,8 +163,9 @@ func TestWebSocketSubscribe(t *testing.T) {
 	if got := c.ask("subscribe server nosuch"); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, "not found") {
 		t.Errorf("unknown server: %q", got)
 	}
-	if got := c.ask("subscribe instance " + metric.InstanceUUID("web-1", "nosuch")); !strings.Contains(got, "not found") {
-		t.Errorf("unknown instance: %q", got)
+	unknown := metric.InstanceUUID("web-1", "nosuch")
+	if got, want := c.ask("subscribe instance "+unknown), "error: instance "+unknown+" not found"; got != want {
+		t.Errorf("unknown instance: %q, want %q", got, want)
 	}
 	if got := c.ask("subscribe server web-1"); got != "ok" {
 		t.Fatalf("subscribe: %q", got)
