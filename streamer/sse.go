@@ -69,21 +69,17 @@ func (s *Server) serveInstanceSSE(w http.ResponseWriter, r *http.Request) {
 	s.stream(w, r, claims, kindInstance, info.ID)
 }
 
-// sseAuth reads the token from "Authorization: Bearer" or, because
-// EventSource cannot set headers, from ?access_token=.
+// sseAuth verifies the token as the query function does: "Authorization:
+// Bearer" or, because EventSource cannot set headers, ?access_token=.
 func (s *Server) sseAuth(w http.ResponseWriter, r *http.Request) (*auth.Claims, bool) {
-	tok := auth.BearerToken(r.Header.Get("Authorization"))
-	if tok == "" {
-		tok = r.URL.Query().Get("access_token")
-	}
-	if tok == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="vitals"`)
-		writeError(w, http.StatusUnauthorized, "missing token: send Authorization: Bearer <JWT> or ?access_token=<JWT>")
-		return nil, false
-	}
-	claims, err := s.verifier.Verify(tok)
+	claims, err := httpapi.Authenticate(r, s.verifier)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="vitals", error="invalid_token"`)
+		challenge := `Bearer realm="vitals"`
+		// RFC 6750 §3.1: name the error only when a token was presented.
+		if r.Header.Get("Authorization") != "" || r.URL.Query().Get("access_token") != "" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 		s.sseError(w, r, err)
 		return nil, false
 	}
@@ -109,7 +105,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 	}
 	c := &sseClient{frames: make(chan *frame, s.cfg.SendQueue), slow: make(chan struct{})}
 	if !s.register(nil, c) {
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}

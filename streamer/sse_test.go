@@ -124,13 +124,13 @@ func TestSSEErrorsBeforeStream(t *testing.T) {
 		status             int
 		msg                string
 	}{
-		{"no token", "/api/servers/web-1/metrics/stream", "", 401, "missing token"},
+		{"no token", "/api/servers/web-1/metrics/stream", "", 401, "missing token: send Authorization: Bearer <JWT> or ?access_token=<JWT>"},
 		{"bad token", "/api/servers/web-1/metrics/stream", "nope", 401, "invalid token: malformed"},
 		{"expired", "/api/servers/web-1/metrics/stream", expired, 401, "invalid token: expired"},
-		{"bad query token", "/api/servers/web-1/metrics/stream?access_token=nope", "", 401, "invalid token"},
+		{"bad query token", "/api/servers/web-1/metrics/stream?access_token=nope", "", 401, "invalid token: malformed"},
 		{"out of scope", "/api/servers/db-1/metrics/stream", web, 403, `token may not read server "db-1"`},
-		{"unknown server", "/api/servers/nosuch/metrics/stream", token(t, "*"), 404, "not found"},
-		{"bad server id", "/api/servers/a%20b/metrics/stream", web, 400, "server id"},
+		{"unknown server", "/api/servers/nosuch/metrics/stream", token(t, "*"), 404, "server not found"},
+		{"bad server id", "/api/servers/a%20b/metrics/stream", web, 400, `server id "a b": must be 1-128 characters of letters, digits, '.', '_' or '-'`},
 		{"bad instance id", "/api/instances/nope/monitoring/metrics/stream", web, 400, `instance id "nope": must be a UUID`},
 		// As on REST: an unknown instance is 403 to a scoped token, so ids
 		// cannot be probed, and 404 only to a token for every server.
@@ -149,8 +149,19 @@ func TestSSEErrorsBeforeStream(t *testing.T) {
 			}
 			var out struct{ Error string }
 			decodeJSON(t, string(body), &out)
-			if !strings.Contains(out.Error, tc.msg) {
-				t.Errorf("error %q, want it to contain %q", out.Error, tc.msg)
+			if out.Error != tc.msg {
+				t.Errorf("error %q, want %q", out.Error, tc.msg)
+			}
+			if tc.status != http.StatusUnauthorized {
+				return
+			}
+			// RFC 6750: error="invalid_token" only when a token was sent.
+			want := `Bearer realm="vitals", error="invalid_token"`
+			if tc.name == "no token" {
+				want = `Bearer realm="vitals"`
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != want {
+				t.Errorf("WWW-Authenticate %q, want %q", got, want)
 			}
 		})
 	}
@@ -166,8 +177,9 @@ func TestHTTPMisc(t *testing.T) {
 		{"GET", "/healthz", 200, `"status":"ok"`},
 		{"GET", "/", 200, "<!doctype html>"},
 		{"GET", "/vendor/uPlot.iife.min.js", 200, "uPlot"},
-		{"GET", "/nosuch", 404, `{"error":"not found"}`},
-		{"POST", "/healthz", 405, `{"error":"method not allowed"}`},
+		{"GET", "/nosuch", 404, `{"error":"no such route: /nosuch"}`},
+		{"GET", "/vendor/nosuch.js", 404, `{"error":"no such route: /vendor/nosuch.js"}`},
+		{"POST", "/healthz", 405, `{"error":"method POST not allowed; use GET, HEAD"}`},
 		{"GET", "/api/health/ws", 426, ""}, // not an upgrade
 	} {
 		req, _ := http.NewRequest(tc.method, e.http.URL+tc.path, nil)

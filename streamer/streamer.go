@@ -228,17 +228,16 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/instances/{id}/monitoring/metrics/stream", s.serveInstanceSSE)
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /config.json", s.serveWebConfig)
-	mux.Handle("GET /", webHandler())
-	// Anything else is a JSON 404/405, like the REST API.
+	mux.Handle("GET /", webHandler(s.log))
+	// Anything else is a JSON 404/405 worded as by the REST API.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.stats.requests.Add(1)
 		if _, pattern := mux.Handler(r); pattern == "" {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead && mux405(mux, r) {
-				w.Header().Set("Allow", "GET, HEAD")
-				writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+				httpapi.WriteError(w, r, s.log, httpapi.MethodNotAllowed(r.Method, "GET, HEAD"))
 				return
 			}
-			writeError(w, http.StatusNotFound, "not found")
+			httpapi.WriteError(w, r, s.log, httpapi.NoRoute(r.URL.Path))
 			return
 		}
 		mux.ServeHTTP(w, r) // matches again, filling r.PathValue
@@ -260,7 +259,7 @@ func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("healthz: redis ping failed", "err", err)
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "redis unavailable"})
 		return
 	}
@@ -399,18 +398,17 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	httpapi.WriteJSON(w, status, map[string]string{"error": msg})
 }
 
-// clientMessage is the text a WebSocket client sees for err: the
-// client-safe message of a *metric.Error, else "internal error" (and the
-// real error is logged). HTTP answers go through httpapi.WriteError, the
-// one place kinds become statuses.
+// clientMessage is the text a WebSocket client sees for err: exactly what
+// httpapi.WriteError puts in a REST or SSE answer, so one failure reads the
+// same on every transport. Like WriteError, it logs what the client is not
+// told: an unavailable Redis as a warning, an internal error in full.
 func (s *Server) clientMessage(err error, what string) string {
-	var me *metric.Error
-	if errors.As(err, &me) && me.Msg != "" {
-		return me.Msg
+	status, msg := httpapi.ClientError(err)
+	switch status {
+	case http.StatusServiceUnavailable:
+		s.log.Warn(what, "err", err)
+	case http.StatusInternalServerError:
+		s.log.Error(what, "err", err)
 	}
-	if errors.Is(err, metric.ErrUnavailable) {
-		return "redis unavailable, retry later"
-	}
-	s.log.Error(what, "err", err)
-	return "internal error"
+	return msg
 }

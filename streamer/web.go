@@ -3,8 +3,11 @@ package streamer
 import (
 	"embed"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/vitals-dev/vitals/shared/httpapi"
 )
 
 // The live-view page: plain HTML, CSS and JavaScript with uPlot vendored
@@ -16,7 +19,7 @@ var webFiles embed.FS
 // webHandler serves the page at / and its assets. The page itself is never
 // cached (it is tiny and must pick up new deployments); assets may be
 // cached briefly.
-func webHandler() http.Handler {
+func webHandler(log *slog.Logger) http.Handler {
 	sub, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		panic(err) // the embed directive guarantees the directory
@@ -30,11 +33,11 @@ func webHandler() http.Handler {
 			w.Header().Set("Cache-Control", "public, max-age=300")
 		}
 		if strings.HasSuffix(p, "/") && p != "/" {
-			writeError(w, http.StatusNotFound, "not found")
+			httpapi.WriteError(w, r, log, httpapi.NoRoute(p))
 			return
 		}
 		if _, err := fs.Stat(sub, strings.TrimPrefix(p, "/")); p != "/" && err != nil {
-			writeError(w, http.StatusNotFound, "not found")
+			httpapi.WriteError(w, r, log, httpapi.NoRoute(p))
 			return
 		}
 		h := w.Header()

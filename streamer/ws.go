@@ -251,7 +251,7 @@ func (c *wsClient) auth(args []string) {
 	}
 	claims, err := c.s.verifier.Verify(args[0])
 	if err != nil {
-		c.reply("error: " + c.s.clientMessage(err, "verify token"))
+		c.replyError(err, "verify token")
 		return
 	}
 	var dropped []*wsSub
@@ -301,16 +301,16 @@ func (c *wsClient) sysinfo(ctx context.Context, claims *auth.Claims, args []stri
 	case 1:
 		id := args[0]
 		if err := metric.CheckServerID(id); err != nil {
-			c.reply("error: " + err.Error())
+			c.replyError(err, "sysinfo")
 			return
 		}
 		if err := claims.CheckRead(id); err != nil {
-			c.reply("error: " + err.Error())
+			c.replyError(err, "sysinfo")
 			return
 		}
 		snap, err := c.s.store.Snapshot(ctx, id)
 		if err != nil {
-			c.reply("error: " + c.s.clientMessage(err, "snapshot for sysinfo"))
+			c.replyError(err, "snapshot for sysinfo")
 			return
 		}
 		c.replyJSON(snapshotSysinfo(&snap))
@@ -319,10 +319,11 @@ func (c *wsClient) sysinfo(ctx context.Context, claims *auth.Claims, args []stri
 	}
 }
 
-// parseTarget reads "server <id>" or "instance <uuid>".
-func parseTarget(args []string) (kind, string, error) {
+// parseTarget reads cmd's "server <id>" or "instance <uuid>". A bad id is
+// worded as on REST; a malformed command names cmd.
+func parseTarget(cmd string, args []string) (kind, string, error) {
 	if len(args) != 2 {
-		return 0, "", errors.New("want server <id> or instance <uuid>")
+		return 0, "", metric.Errorf(metric.ErrInvalid, "%s: want server <id> or instance <uuid>", cmd)
 	}
 	switch strings.ToLower(args[0]) {
 	case "server":
@@ -331,35 +332,35 @@ func parseTarget(args []string) (kind, string, error) {
 		}
 		return kindServer, args[1], nil
 	case "instance":
-		id, err := metric.ParseUUID(args[1])
+		id, err := httpapi.InstanceID(args[1])
 		if err != nil {
 			return 0, "", err
 		}
 		return kindInstance, id, nil
 	}
-	return 0, "", fmt.Errorf("unknown target %q: want server or instance", truncate(args[0], 32))
+	return 0, "", metric.Errorf(metric.ErrInvalid, "%s: unknown target %q: want server or instance", cmd, truncate(args[0], 32))
 }
 
 // subscribe checks scope and existence, answers "ok", then sends the
 // latest metric at once and every new one after it.
 func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []string) {
-	k, id, err := parseTarget(args)
+	k, id, err := parseTarget("subscribe", args)
 	if err != nil {
-		c.reply("error: subscribe: " + err.Error())
+		c.replyError(err, "subscribe")
 		return
 	}
 	serverID := id
 	switch k {
 	case kindServer:
 		if err := claims.CheckRead(id); err != nil {
-			c.reply("error: " + err.Error())
+			c.replyError(err, "subscribe")
 			return
 		}
 	case kindInstance:
 		// The REST rule: an unknown instance is forbidden to a scoped token.
 		info, err := httpapi.ReadInstance(ctx, c.s.store, claims, id)
 		if err != nil {
-			c.reply("error: " + c.s.clientMessage(err, "instance lookup"))
+			c.replyError(err, "instance lookup")
 			return
 		}
 		serverID = info.ServerID
@@ -381,7 +382,7 @@ func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []st
 	if latest == nil {
 		f, err := c.s.hub.latest(ctx, k, id)
 		if err != nil {
-			c.reply("error: " + c.s.clientMessage(err, "latest for subscribe"))
+			c.replyError(err, "latest for subscribe")
 			return
 		}
 		latest = f
@@ -416,9 +417,9 @@ func (c *wsClient) unsubscribe(args []string) {
 	}
 	c.mu.Unlock()
 	if len(args) > 0 {
-		k, id, err := parseTarget(args)
+		k, id, err := parseTarget("unsubscribe", args)
 		if err != nil {
-			c.reply("error: unsubscribe: " + err.Error())
+			c.replyError(err, "unsubscribe")
 			return
 		}
 		c.mu.Lock()
@@ -441,7 +442,7 @@ func (c *wsClient) unsubscribe(args []string) {
 func (c *wsClient) servers(ctx context.Context, claims *auth.Claims) {
 	all, err := c.s.store.Servers(ctx)
 	if err != nil {
-		c.reply("error: " + c.s.clientMessage(err, "list servers"))
+		c.replyError(err, "list servers")
 		return
 	}
 	out := make([]metric.ServerInfo, 0, len(all))
@@ -457,6 +458,12 @@ func (c *wsClient) servers(ctx context.Context, claims *auth.Claims) {
 }
 
 func (c *wsClient) reply(msg string) { c.push(nil, 0, []byte(msg)) }
+
+// replyError answers err with the text REST and SSE give it (see
+// Server.clientMessage); what names the step in the log.
+func (c *wsClient) replyError(err error, what string) {
+	c.reply("error: " + c.s.clientMessage(err, what))
+}
 
 func (c *wsClient) replyJSON(v any) {
 	b, err := json.Marshal(v)

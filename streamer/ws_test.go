@@ -107,10 +107,11 @@ func TestWebSocketSeedFlow(t *testing.T) {
 		{"subscribe instance " + metric.InstanceUUID("db-1", "app"), "error: token may not read instance " + metric.InstanceUUID("db-1", "app")},
 		// As on REST: unknown is forbidden to a scoped token, not "not found".
 		{"subscribe instance " + metric.InstanceUUID("web-1", "nosuch"), "error: token may not read instance " + metric.InstanceUUID("web-1", "nosuch")},
-		{"subscribe instance not-a-uuid", "error: subscribe:"},
+		{"subscribe instance not-a-uuid", `error: instance id "not-a-uuid": must be a UUID`},
 		{"subscribe planet web-1", "error: subscribe: unknown target"},
 		{"subscribe server", "error: subscribe: want server <id> or instance <uuid>"},
 		{"unsubscribe server web-1", "error: not subscribed to server web-1"},
+		{"unsubscribe instance nope", `error: instance id "nope": must be a UUID`},
 		{"bogus", `error: unknown command "bogus"`},
 		{"   ", "error: empty command"},
 	} {
