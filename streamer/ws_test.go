@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -217,6 +219,96 @@ func TestWebSocketSubscribe(t *testing.T) {
 	}
 	if got := c.ask("ping"); got != "pong" {
 		t.Fatalf("ping: %q", got)
+	}
+}
+
+// The handshake refusals come from coder/websocket as plain text, the one
+// exception to JSON errors that the README documents.
+func TestWebSocketHandshakeRefusalsArePlainText(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	upgrade := http.Header{
+		"Connection":            {"Upgrade"},
+		"Upgrade":               {"websocket"},
+		"Sec-WebSocket-Version": {"13"},
+		"Sec-WebSocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
+	}
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"not an upgrade", nil, http.StatusUpgradeRequired},
+		{"foreign origin", withHeader(upgrade, "Origin", "https://elsewhere.example"), http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, e.http.URL+"/api/health/ws", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			maps.Copy(req.Header, tc.header)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ct := resp.Header.Get("Content-Type"); resp.StatusCode != tc.status || !strings.HasPrefix(ct, "text/plain") {
+				t.Fatalf("%d %s, want %d text/plain", resp.StatusCode, ct, tc.status)
+			}
+		})
+	}
+}
+
+func withHeader(h http.Header, k, v string) http.Header {
+	h = h.Clone()
+	h.Set(k, v)
+	return h
+}
+
+// Re-sending auth with a narrower token keeps what it may read and drops
+// the rest: no more pushes, and unsubscribe no longer knows them.
+func TestWebSocketReauthNarrowerDropsSubscriptions(t *testing.T) {
+	// Channels stay subscribed in Redis long after their last client: what
+	// stops the pushes must be the socket's own subscriptions.
+	e := newEnv(t, streamer.Config{UnsubscribeDelay: time.Hour})
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	e.ingest("web-1", sample(t0, 10))
+	e.ingest("db-1", sample(t0, 20))
+	dbApp := metric.InstanceUUID("db-1", "app")
+
+	c := e.dial()
+	c.auth(token(t, "*"))
+	for _, target := range []string{"server web-1", "server db-1", "instance " + dbApp} {
+		if got := c.ask("subscribe " + target); got != "ok" {
+			t.Fatalf("subscribe %s: %q", target, got)
+		}
+		c.readPush()
+	}
+	for _, ch := range []string{e.store.ServerChannel("web-1"), e.store.ServerChannel("db-1"), e.store.InstanceChannel(dbApp)} {
+		eventually(t, "redis subscription "+ch, func() bool {
+			n, err := e.store.Client().PubSubNumSub(context.Background(), ch).Result()
+			return err == nil && n[ch] == 1
+		})
+	}
+
+	c.auth(token(t, "web-1"))
+	// db-1 publishes first: the hub hands messages on in the order Redis
+	// sends them, so a db-1 push still owed to this socket would come
+	// before web-1's.
+	t1 := t0.Add(10 * time.Second)
+	e.ingest("db-1", sample(t1, 21))
+	e.ingest("web-1", sample(t1, 11))
+	if p := c.readPush(); p.Type != "server" || p.ID != "web-1" || !p.collectedAt(t).Equal(t1) {
+		t.Fatalf("first push after re-auth: %s %s at %s, want server web-1 at %s", p.Type, p.ID, p.collectedAt(t), t1)
+	}
+	for _, tc := range []struct{ msg, want string }{
+		{"unsubscribe server db-1", "error: not subscribed to server db-1"},
+		{"unsubscribe instance " + dbApp, "error: not subscribed to instance " + dbApp},
+		{"subscribe server db-1", `error: token may not read server "db-1"`},
+		{"unsubscribe server web-1", "ok"},
+	} {
+		if got := c.ask(tc.msg); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.msg, got, tc.want)
+		}
 	}
 }
 
