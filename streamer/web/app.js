@@ -719,9 +719,10 @@
       const msg = d.slice(6).trim();
       if (!authed) {
         refuse(msg);
-      } else if (!/not found/.test(msg)) {
-        // An instance that stopped reporting has no latest metric: not
-        // worth a toast.
+      } else if (!/not found|may not read instance/.test(msg)) {
+        // An instance that stopped reporting has no latest metric (a
+        // scoped token is told "may not read instance", so it cannot
+        // probe which ids exist): not worth a toast.
         toast(msg);
       }
       return;
