@@ -22,13 +22,19 @@ const (
 	maxNameLen            = 256
 )
 
+// MaxGauge bounds every float field that has no natural bound (load
+// averages, byte rates). No host comes near it (10^12 bytes/s is 8 Tbit/s),
+// and it keeps rollup sums of a full bucket far from overflowing to +Inf,
+// which would make every history query of the series fail.
+const MaxGauge = 1e12
+
 // MaxClockSkew is how far a timestamp may be ahead of the receiver's clock
 // (request signatures and sample collectedAt alike).
 const MaxClockSkew = 5 * time.Minute
 
-// The wire shapes: json.Number keeps integers exact (counters can pass 2^53)
-// and an empty Number means the field was absent, so "missing" and "0" are told
-// apart without a pointer per field.
+// The wire shapes: num keeps a number's text, so integers stay exact
+// (counters can pass 2^53), and an empty num means the field was absent or
+// null, so "missing" and "0" are told apart without a pointer per field.
 type batchJSON struct {
 	ServerID *string       `json:"serverId"`
 	Samples  *[]sampleJSON `json:"samples"`
@@ -37,32 +43,32 @@ type batchJSON struct {
 type sampleJSON struct {
 	CollectedAt *string `json:"collectedAt"`
 
-	CPUUsagePercent json.Number `json:"cpuUsagePercent"`
-	CPULoad1m       json.Number `json:"cpuLoad1m"`
-	CPULoad5m       json.Number `json:"cpuLoad5m"`
-	CPULoad15m      json.Number `json:"cpuLoad15m"`
+	CPUUsagePercent num `json:"cpuUsagePercent"`
+	CPULoad1m       num `json:"cpuLoad1m"`
+	CPULoad5m       num `json:"cpuLoad5m"`
+	CPULoad15m      num `json:"cpuLoad15m"`
 
-	RAMTotalBytes     json.Number `json:"ramTotalBytes"`
-	RAMUsedBytes      json.Number `json:"ramUsedBytes"`
-	RAMAvailableBytes json.Number `json:"ramAvailableBytes"`
-	RAMUsagePercent   json.Number `json:"ramUsagePercent"`
-	RAMFreeBytes      json.Number `json:"ramFreeBytes"`
+	RAMTotalBytes     num `json:"ramTotalBytes"`
+	RAMUsedBytes      num `json:"ramUsedBytes"`
+	RAMAvailableBytes num `json:"ramAvailableBytes"`
+	RAMUsagePercent   num `json:"ramUsagePercent"`
+	RAMFreeBytes      num `json:"ramFreeBytes"`
 
-	SwapTotalBytes json.Number `json:"swapTotalBytes"`
-	SwapUsedBytes  json.Number `json:"swapUsedBytes"`
-	SwapFreeBytes  json.Number `json:"swapFreeBytes"`
+	SwapTotalBytes num `json:"swapTotalBytes"`
+	SwapUsedBytes  num `json:"swapUsedBytes"`
+	SwapFreeBytes  num `json:"swapFreeBytes"`
 
-	DiskTotalBytes     json.Number `json:"diskTotalBytes"`
-	DiskUsedBytes      json.Number `json:"diskUsedBytes"`
-	DiskAvailableBytes json.Number `json:"diskAvailableBytes"`
-	DiskUsagePercent   json.Number `json:"diskUsagePercent"`
+	DiskTotalBytes     num `json:"diskTotalBytes"`
+	DiskUsedBytes      num `json:"diskUsedBytes"`
+	DiskAvailableBytes num `json:"diskAvailableBytes"`
+	DiskUsagePercent   num `json:"diskUsagePercent"`
 
-	NetworkRxBytes       json.Number `json:"networkRxBytes"`
-	NetworkTxBytes       json.Number `json:"networkTxBytes"`
-	NetworkRxBytesPerSec json.Number `json:"networkRxBytesPerSec"`
-	NetworkTxBytesPerSec json.Number `json:"networkTxBytesPerSec"`
+	NetworkRxBytes       num `json:"networkRxBytes"`
+	NetworkTxBytes       num `json:"networkTxBytes"`
+	NetworkRxBytesPerSec num `json:"networkRxBytesPerSec"`
+	NetworkTxBytesPerSec num `json:"networkTxBytesPerSec"`
 
-	UptimeSeconds json.Number `json:"uptimeSeconds"`
+	UptimeSeconds num `json:"uptimeSeconds"`
 
 	CPUs      []CPU          `json:"cpus"`
 	Disks     []Disk         `json:"disks"`
@@ -74,14 +80,14 @@ type instanceJSON struct {
 	InstanceID *string `json:"instanceId"`
 	Name       *string `json:"name"`
 
-	CPUUsagePercent    json.Number `json:"cpuUsagePercent"`
-	MemoryUsedBytes    json.Number `json:"memoryUsedBytes"`
-	MemoryLimitBytes   json.Number `json:"memoryLimitBytes"`
-	MemoryUsagePercent json.Number `json:"memoryUsagePercent"`
-	DiskReadBytes      json.Number `json:"diskReadBytes"`
-	DiskWriteBytes     json.Number `json:"diskWriteBytes"`
-	DiskUsedBytes      json.Number `json:"diskUsedBytes"`
-	DiskTotalBytes     json.Number `json:"diskTotalBytes"`
+	CPUUsagePercent    num `json:"cpuUsagePercent"`
+	MemoryUsedBytes    num `json:"memoryUsedBytes"`
+	MemoryLimitBytes   num `json:"memoryLimitBytes"`
+	MemoryUsagePercent num `json:"memoryUsagePercent"`
+	DiskReadBytes      num `json:"diskReadBytes"`
+	DiskWriteBytes     num `json:"diskWriteBytes"`
+	DiskUsedBytes      num `json:"diskUsedBytes"`
+	DiskTotalBytes     num `json:"diskTotalBytes"`
 }
 
 // DecodeBatch parses and validates an ingest body (already decompressed)
@@ -135,8 +141,8 @@ func jsonError(err error) error {
 			field = "body"
 		}
 		want := jsonKind(te.Type.Kind().String())
-		if te.Type == reflect.TypeFor[json.Number]() {
-			want = "a number" // json.Number is a string underneath
+		if te.Type == reflect.TypeFor[num]() {
+			want = "a number" // num is a string underneath
 		}
 		return Errorf(ErrInvalid, "%s: expected %s, got JSON %s", field, want, te.Value)
 	}
@@ -161,6 +167,30 @@ func jsonKind(k string) string {
 	default:
 		return "a number"
 	}
+}
+
+// num is a JSON number kept as its text. Unlike json.Number, which
+// encoding/json also fills from a quoted number ("1"), it refuses every
+// other JSON type: a reporter sending numbers as strings has a bug worth a
+// 400, not a silent conversion.
+type num string
+
+func (n *num) UnmarshalJSON(b []byte) error {
+	switch b[0] {
+	case 'n': // null: same as absent
+		*n = ""
+		return nil
+	case '"':
+		return &json.UnmarshalTypeError{Value: "string", Type: reflect.TypeFor[num]()}
+	case 't', 'f':
+		return &json.UnmarshalTypeError{Value: "bool", Type: reflect.TypeFor[num]()}
+	case '{':
+		return &json.UnmarshalTypeError{Value: "object", Type: reflect.TypeFor[num]()}
+	case '[':
+		return &json.UnmarshalTypeError{Value: "array", Type: reflect.TypeFor[num]()}
+	}
+	*n = num(b)
+	return nil
 }
 
 // validator accumulates the first error found while converting a wire sample.
@@ -298,7 +328,7 @@ func (v *validator) instance(s *instanceJSON) InstanceSample {
 	return out
 }
 
-func (v *validator) float(field string, n json.Number) (float64, bool) {
+func (v *validator) float(field string, n num) (float64, bool) {
 	if n == "" {
 		v.fail(field, "required")
 		return 0, false
@@ -311,15 +341,18 @@ func (v *validator) float(field string, n json.Number) (float64, bool) {
 	return f, true
 }
 
-func (v *validator) nonNeg(field string, n json.Number) float64 {
+func (v *validator) nonNeg(field string, n num) float64 {
 	f, ok := v.float(field, n)
-	if ok && f < 0 {
+	switch {
+	case ok && f < 0:
 		v.fail(field, "must not be negative, got %s", n)
+	case ok && f > MaxGauge:
+		v.fail(field, "must be at most %g, got %s", MaxGauge, n)
 	}
 	return f
 }
 
-func (v *validator) optNonNeg(field string, n json.Number) *float64 {
+func (v *validator) optNonNeg(field string, n num) *float64 {
 	if n == "" {
 		return nil
 	}
@@ -327,7 +360,7 @@ func (v *validator) optNonNeg(field string, n json.Number) *float64 {
 	return &f
 }
 
-func (v *validator) percent(field string, n json.Number) float64 {
+func (v *validator) percent(field string, n num) float64 {
 	f, ok := v.float(field, n)
 	if ok && !(f >= 0 && f <= 100) {
 		v.fail(field, "must be between 0 and 100, got %s", n)
@@ -335,7 +368,7 @@ func (v *validator) percent(field string, n json.Number) float64 {
 	return f
 }
 
-func (v *validator) bytes(field string, n json.Number) uint64 {
+func (v *validator) bytes(field string, n num) uint64 {
 	if n == "" {
 		v.fail(field, "required")
 		return 0
@@ -354,7 +387,7 @@ func (v *validator) bytes(field string, n json.Number) uint64 {
 	return u
 }
 
-func (v *validator) optBytes(field string, n json.Number) *uint64 {
+func (v *validator) optBytes(field string, n num) *uint64 {
 	if n == "" {
 		return nil
 	}

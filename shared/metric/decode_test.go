@@ -192,6 +192,16 @@ func TestDecodeBatchSampleValidation(t *testing.T) {
 		{"negative rate", set("networkRxBytesPerSec", -1), "samples[1].networkRxBytesPerSec: must not be negative"},
 		{"Inf rate", set("networkTxBytesPerSec", n("1e999")), "samples[1].networkTxBytesPerSec: must be a finite number"},
 		{"fractional rate", set("networkTxBytesPerSec", 12.5), ""},
+		// Finite but absurd: summed into a rollup it would become +Inf.
+		{"huge load", set("cpuLoad1m", 1e307), "samples[1].cpuLoad1m: must be at most 1e+12"},
+		{"huge rate", set("networkRxBytesPerSec", 1e13), "samples[1].networkRxBytesPerSec: must be at most 1e+12"},
+		{"rate at the bound", set("networkRxBytesPerSec", 1e12), ""},
+		// Numbers sent as strings are a reporter bug, never converted.
+		{"load as string", set("cpuLoad1m", "1"), "samples.cpuLoad1m: expected a number, got JSON string"},
+		{"bytes as string", set("ramUsedBytes", "4096"), "samples.ramUsedBytes: expected a number, got JSON string"},
+		{"percent as bool", set("cpuUsagePercent", true), "samples.cpuUsagePercent: expected a number, got JSON bool"},
+		{"bytes as object", set("diskUsedBytes", map[string]any{}), "samples.diskUsedBytes: expected a number, got JSON object"},
+		{"instance bytes as string", instances(withInst("memoryUsedBytes", "1")), "samples.instances.memoryUsedBytes: expected a number, got JSON string"},
 		// collectedAt.
 		{"collectedAt not RFC 3339", set("collectedAt", "2024-05-01 12:00:00"), `samples[1].collectedAt: must be an RFC 3339 timestamp, got "2024-05-01 12:00:00"`},
 		{"collectedAt without zone", set("collectedAt", "2024-05-01T12:00:00"), "samples[1].collectedAt: must be an RFC 3339 timestamp"},
@@ -237,7 +247,7 @@ func TestDecodeBatchSampleValidation(t *testing.T) {
 		// Wrong types.
 		{"percent a bool", set("cpuUsagePercent", true), "samples.cpuUsagePercent: expected a number, got JSON bool"},
 		{"bytes an object", set("ramTotalBytes", map[string]any{}), "samples.ramTotalBytes: expected a number, got JSON object"},
-		{"percent a non-numeric string", set("ramUsagePercent", "high"), "invalid number literal"},
+		{"percent a non-numeric string", set("ramUsagePercent", "high"), "samples.ramUsagePercent: expected a number, got JSON string"},
 		{"cpus an object", set("cpus", map[string]any{}), "samples.cpus: expected an array, got JSON object"},
 		{"instances a string", set("instances", "none"), "samples.instances: expected an array, got JSON string"},
 		{"host an array", set("host", []any{}), "samples.host: expected an object, got JSON array"},
