@@ -234,7 +234,7 @@ func TestLambdaEvents(t *testing.T) {
 		{"ingest-base64-identity", "ingest", counts(1, 0)},
 		{"ingest-bad-signature", "ingest", errorContains(http.StatusUnauthorized, "signature")},
 		{"ingest-stale-timestamp", "ingest", errorContains(http.StatusUnauthorized, "clock")},
-		{"ingest-unknown-host", "ingest", errorContains(http.StatusUnauthorized, "unknown or revoked host")},
+		{"ingest-unknown-host", "ingest", errorContains(http.StatusUnauthorized, auth.SignatureMismatch)},
 		{"ingest-invalid-sample", "ingest", errorContains(http.StatusBadRequest, "samples[0].cpuUsagePercent")},
 		{"ingest-bad-gzip", "ingest", errorContains(http.StatusBadRequest, "gzip")},
 		{"ingest-unsupported-encoding", "ingest", errorContains(http.StatusUnsupportedMediaType, "br")},

@@ -56,6 +56,11 @@ func mac(key []byte, timestamp, serverID string, body []byte) []byte {
 	return h.Sum(nil)
 }
 
+// SignatureMismatch is the one answer to a request whose signature does
+// not verify, whatever the reason: ingest gives the same text for a host
+// that is not enrolled, so the answer never tells which hosts exist.
+const SignatureMismatch = "signature does not match: wrong or rotated host key, host not enrolled or revoked, or the body changed in transit"
+
 // VerifyRequest checks an ingest request's timestamp header (within
 // metric.MaxClockSkew of now, either way) and signature header against key.
 // Every failure is an ErrUnauthorized *metric.Error that says which check
@@ -77,7 +82,7 @@ func VerifyRequest(key []byte, timestamp, serverID string, body []byte, signatur
 		return metric.Errorf(metric.ErrUnauthorized, "%s must look like v1=<hex>", HeaderSignature)
 	}
 	if !hmac.Equal(got, mac(key, timestamp, serverID, body)) {
-		return metric.Errorf(metric.ErrUnauthorized, "signature does not match (wrong host key, or the body changed in transit)")
+		return metric.Errorf(metric.ErrUnauthorized, SignatureMismatch)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -60,6 +62,13 @@ func NewIngest(d IngestDeps) http.Handler {
 	}, d.Logger)
 }
 
+// notEnrolledKey is what requests from unknown hosts are verified against:
+// random per process, never stored or shown.
+var notEnrolledKey = func() (k [32]byte) {
+	_, _ = rand.Read(k[:])
+	return k
+}()
+
 func (h *ingest) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	serverID := r.Header.Get(auth.HeaderServer)
@@ -100,16 +109,28 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 		return metric.IngestResult{}, err
 	}
 
+	// An unknown or revoked host is checked against a key nobody holds,
+	// so it gets exactly the answer (and the timing) of a wrong signature:
+	// the 401 must not tell a prober which host names are enrolled. The
+	// log line, for the operator, says which it was.
 	key, err := h.Keys.HostKey(r.Context(), serverID)
+	enrolled := err == nil
 	if errors.Is(err, metric.ErrNotFound) {
-		return metric.IngestResult{}, metric.Errorf(metric.ErrUnauthorized, "unknown or revoked host %q", serverID)
-	}
-	if err != nil {
+		key = notEnrolledKey[:]
+	} else if err != nil {
 		return metric.IngestResult{}, err
 	}
 	now := h.Now()
 	if err := auth.VerifyRequest(key, ts, serverID, raw, sig, now); err != nil {
+		if !enrolled {
+			return metric.IngestResult{}, fmt.Errorf("host not enrolled or revoked: %w", err)
+		}
 		return metric.IngestResult{}, err
+	}
+	if !enrolled {
+		// Only reachable by forging an HMAC with a key that exists in no
+		// host's hands; refuse all the same.
+		return metric.IngestResult{}, metric.Errorf(metric.ErrUnauthorized, auth.SignatureMismatch)
 	}
 
 	body := raw

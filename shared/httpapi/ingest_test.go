@@ -84,9 +84,18 @@ func TestIngestRejects(t *testing.T) {
 			r.Header.Del(auth.HeaderTimestamp)
 			return r
 		}, 401, "X-Vitals-Timestamp"},
-		{"wrong key", func() *http.Request { return signed(e.server, []byte("not-the-key"), good, false) }, 401, "signature"},
-		{"unknown host", func() *http.Request { return signed("ghost-1", e.key, good, false) }, 401, "unknown or revoked"},
-		{"revoked host", func() *http.Request { return signed("revoked-1", other, good, false) }, 401, "unknown or revoked"},
+		{"wrong key", func() *http.Request { return signed(e.server, []byte("not-the-key"), good, false) }, 401, auth.SignatureMismatch},
+		// Unknown and revoked hosts get the wrong key's answer, word for
+		// word, so a 401 never tells which host names are enrolled.
+		{"unknown host", func() *http.Request { return signed("ghost-1", e.key, good, false) }, 401, auth.SignatureMismatch},
+		{"revoked host", func() *http.Request { return signed("revoked-1", other, good, false) }, 401, auth.SignatureMismatch},
+		{"unknown host, stale timestamp", func() *http.Request {
+			ts := time.Now().Add(-10 * time.Minute).Unix()
+			r := signed("ghost-1", e.key, good, false)
+			r.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
+			r.Header.Set(auth.HeaderSignature, auth.Sign(e.key, ts, "ghost-1", good))
+			return r
+		}, 401, "off the server clock"},
 		{"body changed after signing", func() *http.Request {
 			r := signed(e.server, e.key, good, false)
 			tampered := bytes.Replace(good, []byte("12.5"), []byte("99.5"), 1)
@@ -165,6 +174,10 @@ func TestIngestRejects(t *testing.T) {
 	res.want(t, http.StatusNotFound, "")
 	if strings.Contains(e.logs.String(), string(e.key)) {
 		t.Fatal("a host key reached the logs")
+	}
+	// The operator's log says what the client is not told.
+	if !strings.Contains(e.logs.String(), "host not enrolled or revoked") {
+		t.Errorf("no log line names the unknown host's reason:\n%s", e.logs.String())
 	}
 }
 
