@@ -16,7 +16,7 @@ import (
 // Limits on one ingest batch. They bound the work one request can cause.
 const (
 	MaxSamplesPerBatch    = 1000
-	MaxInstancesPerSample = 256
+	MaxInstancesPerSample = 256 // and distinct instance ids per batch
 	MaxCPUsPerSample      = 1024
 	MaxDisksPerSample     = 256
 	maxNameLen            = 256
@@ -121,11 +121,20 @@ func DecodeBatch(body []byte, serverID string, now time.Time) (Batch, error) {
 		return Batch{}, Errorf(ErrInvalid, "samples: at most %d per batch, got %d", MaxSamplesPerBatch, n)
 	}
 	b := Batch{ServerID: serverID, Samples: make([]Sample, n)}
+	// Each distinct instance id is a series of its own in the store; bound
+	// how many one request can create as the per-sample limit does.
+	ids := map[string]bool{}
 	for i := range *w.Samples {
 		v := validator{path: fmt.Sprintf("samples[%d]", i)}
 		b.Samples[i] = v.sample(&(*w.Samples)[i], now)
 		if v.err != nil {
 			return Batch{}, v.err
+		}
+		for j, in := range b.Samples[i].Instances {
+			ids[in.InstanceID] = true
+			if len(ids) > MaxInstancesPerSample {
+				return Batch{}, Errorf(ErrInvalid, "samples[%d].instances[%d].instanceId: at most %d distinct instances per batch", i, j, MaxInstancesPerSample)
+			}
 		}
 	}
 	return b, nil

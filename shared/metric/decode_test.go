@@ -449,3 +449,23 @@ func TestDecodeBatchTruncatesToSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeBatchDistinctInstancesBounded(t *testing.T) {
+	// 2 samples × 200 instances, all different: 400 series from one request.
+	var samples []any
+	for i := range 2 {
+		s := sampleJSON()
+		list := make([]any, 200)
+		for j := range list {
+			list[j] = instanceJSON(fmt.Sprintf("00000000-0000-4000-8000-%012d", i*1000+j), fmt.Sprint("i", j))
+		}
+		s["instances"] = list
+		samples = append(samples, s)
+	}
+	body, err := json.Marshal(map[string]any{"samples": samples})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = metric.DecodeBatch(body, testServer, testNow)
+	wantInvalid(t, err, "samples[1].instances[56].instanceId: at most 256 distinct instances per batch")
+}

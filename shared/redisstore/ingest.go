@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -320,6 +321,12 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 			byInstance[id] = append(byInstance[id], instanceReading{smp.CollectedAt, in})
 		}
 	}
+	var gone []string
+	if len(ids) > 0 {
+		if gone, err = s.claimInstances(ctx, serverID, ids, byInstance, samples, now); err != nil {
+			return res, err
+		}
+	}
 	index := make([]any, 0, 2*len(ids))
 	seen := make([]redis.Z, 0, len(ids))
 	for _, id := range ids {
@@ -342,7 +349,16 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 		calls[i] = ingestScript.EvalSha(ctx, pipe, w.keys, w.args...)
 	}
 	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
+	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+strconv.FormatInt(cutoff.UnixMilli(), 10))
 	pipe.Expire(ctx, s.serversKey(), s.longest)
+	if len(gone) > 0 {
+		members := make([]any, len(gone))
+		for i, g := range gone {
+			members[i] = g
+		}
+		pipe.HDel(ctx, s.instancesKey(), gone...)
+		pipe.ZRem(ctx, s.instancesSeenKey(), members...)
+	}
 	if len(ids) > 0 {
 		pipe.HSet(ctx, s.instancesKey(), index...)
 		pipe.Expire(ctx, s.instancesKey(), s.longest)
@@ -363,6 +379,64 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	}
 	res.Accepted, res.Duplicates = int(counts[0]), int(counts[1])
 	return res, nil
+}
+
+// pruneBatch bounds how many expired index entries one ingest removes, so
+// a batch never pays for a large backlog; GET /api/servers prunes the rest.
+const pruneBatch = 256
+
+// claimInstances binds each instance id of a batch to the server reporting
+// it, before anything is written. The first server to report an id owns
+// it (HSETNX on the index, atomic across concurrent ingests); a batch from
+// any other server naming that id is refused whole, so no host can move an
+// instance, its history or its readers' scope under itself. The refusal
+// names the field but not the owner, which is another host's business.
+// It also returns up to pruneBatch index entries whose series expired.
+func (s *Store) claimInstances(ctx context.Context, serverID string, ids []string, byInstance map[string][]instanceReading, samples []metric.Sample, now time.Time) ([]string, error) {
+	pipe := s.rdb.Pipeline()
+	for _, id := range ids {
+		rs := byInstance[id]
+		ref, _ := json.Marshal(instanceRef{serverID, rs[len(rs)-1].in.Name})
+		pipe.HSetNX(ctx, s.instancesKey(), id, string(ref))
+		// Seen at its reading unless seen already: a claim whose batch is
+		// then refused still ages out of the index like any other entry.
+		pipe.ZAddNX(ctx, s.instancesSeenKey(), redis.Z{Score: float64(rs[len(rs)-1].at.UnixMilli()), Member: id})
+	}
+	owners := pipe.HMGet(ctx, s.instancesKey(), ids...)
+	expired := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(now.Add(-s.longest).UnixMilli(), 10), Count: pruneBatch,
+	})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.wrap(fmt.Errorf("claim instances of %s: %w", serverID, err))
+	}
+	for i, v := range owners.Val() {
+		raw, _ := v.(string)
+		var ref instanceRef
+		if json.Unmarshal([]byte(raw), &ref) == nil && ref.ServerID == serverID {
+			continue
+		}
+		return nil, metric.Errorf(metric.ErrInvalid, "%s: instance %s is already reported by another server; give this one its own instanceId, or none to derive it from the server id and name", instanceField(samples, ids[i]), ids[i])
+	}
+	var gone []string
+	for _, id := range expired.Val() {
+		if _, inBatch := byInstance[id]; !inBatch {
+			gone = append(gone, id)
+		}
+	}
+	return gone, nil
+}
+
+// instanceField names the first place id appears in samples, as the
+// validator names fields ("samples[2].instances[0].instanceId").
+func instanceField(samples []metric.Sample, id string) string {
+	for i := range samples {
+		for j := range samples[i].Instances {
+			if samples[i].Instances[j].InstanceID == id {
+				return fmt.Sprintf("samples[%d].instances[%d].instanceId", i, j)
+			}
+		}
+	}
+	return "instances"
 }
 
 // resendScripts handles a pipeline that failed only because a Redis node

@@ -119,6 +119,7 @@ func (s *Store) InstanceMetrics(ctx context.Context, instanceID string, p metric
 	pipe := s.rdb.Pipeline()
 	ref := pipe.HGet(ctx, s.instancesKey(), instanceID)
 	members := pipe.ZRangeByScore(ctx, tierKey(s.instanceTag(instanceID), t), rng)
+	live := pipe.Exists(ctx, latestKey(s.instanceTag(instanceID)))
 	_, err = pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.wrap(fmt.Errorf("instance metrics: %w", err))
@@ -127,6 +128,12 @@ func (s *Store) InstanceMetrics(ctx context.Context, instanceID string, p metric
 	info, err := s.instanceInfo(instanceID, raw, err)
 	if err != nil {
 		return nil, err
+	}
+	// An index entry can outlive its series (the index is pruned in
+	// batches); no latest snapshot means the series expired: 404 as on
+	// /latest, not an empty 200.
+	if live.Val() == 0 {
+		return nil, notFound("instance")
 	}
 	ms := members.Val()
 	out := make([]metric.InstanceMetric, 0, len(ms))

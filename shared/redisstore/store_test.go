@@ -731,3 +731,76 @@ func TestConfigParsing(t *testing.T) {
 		t.Error("prefix with a brace accepted")
 	}
 }
+
+func TestInstanceBelongsToFirstServer(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		owned := metric.InstanceUUID("app1", "postgres")
+		fresh := metric.InstanceUUID("web-2", "nginx")
+		with := func(at time.Time, ins ...metric.InstanceSample) metric.Sample {
+			smp := sample(at, 10)
+			smp.Instances = ins
+			return smp
+		}
+		pg := metric.InstanceSample{InstanceID: owned, Name: "postgres", CPUUsagePercent: 1, MemoryUsedBytes: 1, MemoryLimitBytes: 2, MemoryUsagePercent: 50}
+		at := c.t.Add(-time.Minute)
+		mustIngest(t, s, "app1", []metric.Sample{with(at, pg)})
+
+		// Another host reporting the same id (a copied config, or an
+		// attempt to read the instance under its own scope) is refused
+		// whole: its own server sample and its other instance too.
+		ng := metric.InstanceSample{InstanceID: fresh, Name: "nginx", CPUUsagePercent: 1, MemoryUsedBytes: 1, MemoryLimitBytes: 2, MemoryUsagePercent: 50}
+		_, err := s.Ingest(ctx, "web-2", []metric.Sample{with(at, ng), with(at.Add(10*time.Second), ng, pg)})
+		if !errors.Is(err, metric.ErrInvalid) || !strings.Contains(err.Error(), "samples[1].instances[1].instanceId: instance "+owned+" is already reported by another server") {
+			t.Fatalf("hijack: %v", err)
+		}
+		if strings.Contains(err.Error(), "app1") {
+			t.Errorf("the refusal names the owner: %v", err)
+		}
+		if info, err := s.Instance(ctx, owned); err != nil || info.ServerID != "app1" {
+			t.Errorf("owner moved: %+v %v", info, err)
+		}
+		if _, err := s.ServerMetrics(ctx, "web-2", metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("refused batch wrote the server series: %v", err)
+		}
+		// Its other instance was claimed but never written: 404 on
+		// history as on latest, not an empty 200.
+		if _, err := s.InstanceMetrics(ctx, fresh, metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("unwritten instance history: %v", err)
+		}
+		if _, err := s.LatestInstance(ctx, fresh); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("unwritten instance latest: %v", err)
+		}
+		// The owner keeps writing; the other host without the stolen id too.
+		mustIngest(t, s, "app1", []metric.Sample{with(at.Add(10*time.Second), pg)})
+		mustIngest(t, s, "web-2", []metric.Sample{with(at.Add(20*time.Second), ng)})
+		if info, err := s.Instance(ctx, fresh); err != nil || info.ServerID != "web-2" {
+			t.Errorf("web-2's own instance: %+v %v", info, err)
+		}
+	})
+}
+
+func TestIngestPrunesIndex(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		old := metric.InstanceUUID("gone-1", "postgres")
+		smp := sample(c.t.Add(-time.Minute), 10)
+		smp.Instances = []metric.InstanceSample{{InstanceID: old, Name: "postgres", MemoryLimitBytes: 1}}
+		mustIngest(t, s, "gone-1", []metric.Sample{smp})
+
+		// A week later another host reports; its ingest prunes what
+		// expired, without anyone calling GET /api/servers.
+		c.t = c.t.Add(7*24*time.Hour + time.Minute)
+		smp = sample(c.t.Add(-time.Second), 10)
+		smp.Instances = []metric.InstanceSample{{InstanceID: metric.InstanceUUID("app1", "nginx"), Name: "nginx", MemoryLimitBytes: 1}}
+		mustIngest(t, s, "app1", []metric.Sample{smp})
+		if n, err := s.rdb.HExists(ctx, s.instancesKey(), old).Result(); err != nil || n {
+			t.Errorf("expired instance still indexed: %v %v", n, err)
+		}
+		if err := s.rdb.ZScore(ctx, s.serversKey(), "gone-1").Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("expired server still indexed: %v", err)
+		}
+	})
+}
