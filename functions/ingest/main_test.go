@@ -186,11 +186,51 @@ func TestRunHTTP(t *testing.T) {
 	}
 }
 
+// TestRunRedisUnreachable: with Redis down at start the function still
+// listens and answers a signed batch 503 + Retry-After (the reporter keeps
+// it spooled and re-sends), and the Redis password is in no log line.
 func TestRunRedisUnreachable(t *testing.T) {
-	err := run(context.Background(), nil, func(k string) string {
-		return map[string]string{"VITALS_REDIS_URL": "redis://:hunter2-password@127.0.0.1:1"}[k]
-	}, os.Stdout, &syncBuffer{})
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
+	env := map[string]string{"VITALS_ADDR": "127.0.0.1:0", "VITALS_REDIS_URL": "redis://:hunter2-password@127.0.0.1:1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, os.Stdout, &stderr) }()
+	var addr string
+	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended with Redis down: %v; logs %s", err, stderr.String())
+		default:
+		}
+	}
+	if addr == "" {
+		t.Fatalf("never listened: %s", stderr.String())
+	}
+	raw := body(t, 1)
+	ts := time.Now().Unix()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/api/ingest", bytes.NewReader(raw))
+	req.Header.Set(auth.HeaderServer, "web-1")
+	req.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(auth.HeaderSignature, auth.Sign([]byte("some-key"), ts, "web-1", raw))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("Redis down: %d Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
+	}
+	// go-redis's own dial errors come through the JSON log too.
+	if logs := stderr.String(); strings.Contains(logs, "hunter2") || !strings.Contains(logs, "redis not answering at start") ||
+		!strings.Contains(logs, `"component":"go-redis"`) {
+		t.Fatalf("logs: %s", logs)
 	}
 }

@@ -208,3 +208,64 @@ func TestRunConfigErrors(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 }
+
+// TestRunRedisDownAtStart: a function started while Redis is down keeps
+// running and answers 503 + Retry-After, then serves once Redis is up,
+// without a restart (on Lambda an exit would be a crash loop).
+func TestRunRedisDownAtStart(t *testing.T) {
+	srv := redistest.StartServer(t)
+	srv.Stop()
+	env := map[string]string{"VITALS_ADDR": "127.0.0.1:0", "VITALS_REDIS_URL": srv.URL, "VITALS_JWT_SECRET": secret}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, os.Stdout, &stderr) }()
+	var addr string
+	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended with Redis down: %v; logs %s", err, stderr.String())
+		default:
+		}
+	}
+	if addr == "" {
+		t.Fatalf("never listened: %s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "redis not answering at start") {
+		t.Errorf("no warning logged: %s", stderr.String())
+	}
+	tok, _ := auth.IssueToken([]byte(secret), []string{"*"}, time.Hour, "", "", time.Now())
+	get := func() *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/servers", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	if res := get(); res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("Redis down: %d Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	srv.Restart(t)
+	// The pool may still hold the last dial error for a moment.
+	var res *http.Response
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if res = get(); res.StatusCode == http.StatusOK {
+			break
+		}
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("after Redis came up: %d", res.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}

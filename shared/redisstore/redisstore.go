@@ -50,6 +50,13 @@ type Config struct {
 	MaxPoints int
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
+	// Lazy makes Open succeed while Redis does not answer (logging a
+	// warning): every call then fails with ErrUnavailable until Redis is
+	// back, and the client reconnects by itself. Functions want this: a
+	// process that exits when Redis blips is a crash loop on Lambda and a
+	// restart storm under systemd, where a 503 + Retry-After per request
+	// lets reporters re-send. Tools (vitalsctl) want the error at once.
+	Lazy bool
 }
 
 // DefaultTiers serve the four standard periods with at most 360 points each.
@@ -161,6 +168,8 @@ var (
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	} else {
+		redis.SetLogger(redisLog{logger})
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "vitals:"
@@ -194,22 +203,29 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		if slices.ContainsFunc(s.periods, func(q metric.Period) bool { return q.Name == p.Name }) {
 			continue
 		}
-		if _, err := s.tierFor(p); err == nil {
-			s.periods = append(s.periods, p)
-		} else {
-			logger.Warn("period not served: no tier covers it", "period", p.Name)
+		if _, err := s.tierFor(p); err != nil {
+			_ = rdb.Close()
+			return nil, unservedPeriod(p, cfg.MaxPoints)
 		}
-	}
-	if err := s.Ping(ctx); err != nil {
-		_ = rdb.Close()
-		return nil, err
+		s.periods = append(s.periods, p)
 	}
 	// Load the ingest script now (on every master of a cluster), so the
-	// first batch does not pay a NOSCRIPT round trip; a cache flushed
-	// later is handled by Ingest.
-	if err := ingestScript.Load(ctx, rdb).Err(); err != nil {
+	// first batch does not pay a NOSCRIPT round trip; a cache that is
+	// empty later (Redis came up after us, or restarted) is handled by
+	// Ingest.
+	err = s.Ping(ctx)
+	if err == nil {
+		if err = ingestScript.Load(ctx, rdb).Err(); err != nil {
+			err = s.wrap(fmt.Errorf("load ingest script: %w", err))
+		}
+	}
+	if err != nil {
+		if cfg.Lazy && errors.Is(err, metric.ErrUnavailable) {
+			logger.Warn("redis not answering at start; serving 503 until it does", "err", err)
+			return s, nil
+		}
 		_ = rdb.Close()
-		return nil, s.wrap(fmt.Errorf("load ingest script: %w", err))
+		return nil, err
 	}
 	return s, nil
 }
@@ -242,9 +258,12 @@ func newClient(raw string) (redis.UniversalClient, error) {
 			o.MaxRetries = 1
 		}
 		if !strings.Contains(urls[0], "dial_timeout=") {
-			o.DialTimeout = 2 * time.Second
+			o.DialTimeout = time.Second
 		}
-		o.DialerRetries = 2
+		// With MaxRetries 1 a command waits at most about two dial
+		// timeouts for an unreachable Redis, so the 503 arrives well
+		// inside a 10 s Lambda timeout.
+		o.DialerRetries = 1
 	}
 	if len(opts) == 1 {
 		return redis.NewClient(opts[0]), nil
@@ -308,6 +327,41 @@ func (s *Store) tierFor(p metric.Period) (Tier, error) {
 		}
 	}
 	return Tier{}, metric.Errorf(metric.ErrInvalid, "period %s cannot be served by the configured tiers", p.Name)
+}
+
+// redisLog routes go-redis's own messages (failed dials, pub/sub
+// reconnects) into the process's structured log, where they are
+// filterable and parsed like every other line, instead of the standard
+// logger's bare "redis: <date> pool.go:…" lines on stderr. go-redis has one
+// logger per process, so the last Open given a logger sets it.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r.l.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "), "component", "go-redis")
+}
+
+// unservedPeriod says why no tier serves p and which tier would: a query
+// answers at most maxPoints points, so the tier must keep the whole window
+// at a resolution no finer than window/maxPoints. Refusing to start beats
+// the alternative (a period silently missing from ?period=), which an
+// operator would only find when a dashboard breaks.
+func unservedPeriod(p metric.Period, maxPoints int) error {
+	need := (p.Window + time.Duration(maxPoints) - 1) / time.Duration(maxPoints)
+	need = (need + time.Second - 1).Truncate(time.Second)
+	suggest := need
+	for _, r := range []time.Duration{time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+		time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour} {
+		if r >= need {
+			suggest = r
+			break
+		}
+	}
+	return fmt.Errorf("period %s is not served by any tier: a query returns at most %d points, so it needs a tier "+
+		"keeping at least %s at a resolution of %s or coarser; add e.g. %s:%s to the tiers",
+		p.Name, maxPoints, metric.FormatDuration(p.Window), need, metric.FormatDuration(suggest), metric.FormatDuration(p.Window))
 }
 
 // Key layout. Series keys: prefix + "{s:<id>}:" or "{i:<uuid>}:" + suffix.

@@ -304,7 +304,7 @@ func TestPeriodMapping(t *testing.T) {
 		}
 		s, c := openOn(t, b, func(cfg *Config) {
 			cfg.Tiers = tiers
-			cfg.Periods = append(extra, metric.Period{Name: "1y", Window: 365 * 24 * time.Hour})
+			cfg.Periods = extra[:1]
 		})
 		want := map[string]time.Duration{"1h": 10 * time.Second, "6h": time.Minute, "24h": 5 * time.Minute, "7d": 30 * time.Minute, "30d": 2 * time.Hour}
 		var names []string
@@ -319,7 +319,7 @@ func TestPeriodMapping(t *testing.T) {
 			}
 		}
 		if strings.Join(names, ",") != "1h,6h,24h,7d,30d" {
-			t.Errorf("Periods() = %v (90d needs 1080 points, 1y has no tier)", names)
+			t.Errorf("Periods() = %v", names)
 		}
 		_, err = s.ServerMetrics(context.Background(), "x", metric.Period{Name: "1y", Window: 365 * 24 * time.Hour}, c.t)
 		if !errors.Is(err, metric.ErrInvalid) {
@@ -803,4 +803,34 @@ func TestIngestPrunesIndex(t *testing.T) {
 			t.Errorf("expired server still indexed: %v", err)
 		}
 	})
+}
+
+// TestUnservedPeriod: an extra period no tier can serve within the point
+// cap stops Open with a message naming a tier that would serve it, before
+// any Redis round trip.
+func TestUnservedPeriod(t *testing.T) {
+	tiers, err := ParseTiers("10s:1h,1m:6h,5m:24h,30m:7d,2h:90d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		period metric.Period
+		want   string
+	}{
+		{metric.Period{Name: "90d", Window: 90 * 24 * time.Hour},
+			"period 90d is not served by any tier: a query returns at most 400 points, so it needs a tier keeping at least 90d at a resolution of 5h24m0s or coarser; add e.g. 6h:90d to the tiers"},
+		{metric.Period{Name: "1y", Window: 365 * 24 * time.Hour},
+			"period 1y is not served by any tier: a query returns at most 400 points, so it needs a tier keeping at least 365d at a resolution of 21h54m0s or coarser; add e.g. 24h:365d to the tiers"},
+	} {
+		cfg := DefaultConfig()
+		cfg.URL, cfg.Tiers, cfg.Periods = "redis://127.0.0.1:1", tiers, []metric.Period{tc.period}
+		s, err := Open(context.Background(), cfg, nil)
+		if err == nil {
+			_ = s.Close()
+			t.Fatalf("%s: Open succeeded", tc.period.Name)
+		}
+		if err.Error() != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.period.Name, err, tc.want)
+		}
+	}
 }

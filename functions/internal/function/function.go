@@ -56,6 +56,7 @@ func Run(ctx context.Context, name, defaultAddr string, getenv func(string) stri
 		if err != nil {
 			return nil, err
 		}
+		sc.Lazy = true
 		if store, err = redisstore.Open(ctx, sc, logger); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
