@@ -244,9 +244,23 @@ func newClient(raw string) (redis.UniversalClient, error) {
 	}
 	opts := make([]*redis.Options, len(urls))
 	for i, u := range urls {
+		// Later nodes of a cluster list may be bare host:port and then
+		// take the first URL's scheme, credentials and query, so an AUTH
+		// token is written once: rediss://:tok@a:6379,b:6379,c:6379.
+		if i > 0 && !strings.Contains(u, "://") {
+			first, err := url.Parse(urls[0])
+			if err != nil {
+				return nil, fmt.Errorf("redis URL %s: %w", redactURL(urls[0]), err)
+			}
+			first.Host = u
+			u = first.String()
+		}
 		o, err := redis.ParseURL(u)
 		if err != nil {
 			return nil, fmt.Errorf("redis URL %s: %w", redactURL(u), err)
+		}
+		if len(urls) > 1 && o.DB != 0 {
+			return nil, fmt.Errorf("redis URL %s: Redis Cluster has only database 0", redactURL(u))
 		}
 		opts[i] = o
 	}
@@ -273,14 +287,30 @@ func newClient(raw string) (redis.UniversalClient, error) {
 	for i, x := range opts {
 		addrs[i] = x.Addr
 	}
+	// The first URL's settings (credentials, TLS, timeouts and pool
+	// sizes from its query) apply to every node.
 	return redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:         addrs,
-		MaxRetries:    o.MaxRetries,
-		DialTimeout:   o.DialTimeout,
-		DialerRetries: o.DialerRetries,
-		Username:      o.Username,
-		Password:      o.Password,
-		TLSConfig:     o.TLSConfig,
+		Addrs:           addrs,
+		ClientName:      o.ClientName,
+		Protocol:        o.Protocol,
+		Username:        o.Username,
+		Password:        o.Password,
+		TLSConfig:       o.TLSConfig,
+		MaxRetries:      o.MaxRetries,
+		MinRetryBackoff: o.MinRetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff,
+		DialTimeout:     o.DialTimeout,
+		DialerRetries:   o.DialerRetries,
+		ReadTimeout:     o.ReadTimeout,
+		WriteTimeout:    o.WriteTimeout,
+		PoolFIFO:        o.PoolFIFO,
+		PoolSize:        o.PoolSize,
+		PoolTimeout:     o.PoolTimeout,
+		MinIdleConns:    o.MinIdleConns,
+		MaxIdleConns:    o.MaxIdleConns,
+		MaxActiveConns:  o.MaxActiveConns,
+		ConnMaxIdleTime: o.ConnMaxIdleTime,
+		ConnMaxLifetime: o.ConnMaxLifetime,
 	}), nil
 }
 

@@ -724,6 +724,24 @@ func TestConfigParsing(t *testing.T) {
 		t.Errorf("URL list: %T, want cluster client", c)
 	}
 	c.Close()
+	// Bare host:port nodes take the first URL's scheme, credentials and
+	// query; the query's timeouts and pool size reach the cluster client.
+	c, err = newClient("rediss://:tok@10.0.0.1:6379/?read_timeout=2s&pool_size=7,10.0.0.2:6379, 10.0.0.3:6380")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, ok := c.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("URL list: %T, want cluster client", c)
+	}
+	if o := cl.Options(); strings.Join(o.Addrs, " ") != "10.0.0.1:6379 10.0.0.2:6379 10.0.0.3:6380" || o.Password != "tok" ||
+		o.TLSConfig == nil || o.ReadTimeout != 2*time.Second || o.PoolSize != 7 || o.MaxRetries != 1 || o.DialTimeout != time.Second {
+		t.Errorf("cluster options: %+v", o)
+	}
+	c.Close()
+	if _, err := newClient("redis://:secret@a:6379/2,b:6379"); err == nil || !strings.Contains(err.Error(), "only database 0") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("cluster with db 2: %v", err)
+	}
 	if _, err := newClient("http://x"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("bad scheme: %v", err)
 	}
