@@ -78,6 +78,7 @@ func serverIDArg(cmd string, pos []string) (string, error) {
 func hostAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlags("host add")
 	rotate := fs.Bool("rotate", false, "")
+	ingestFlag := fs.String("ingest-url", "", "")
 	rf := addRedisFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -87,9 +88,18 @@ func hostAdd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	st := newSettings(fs, getenv)
+	// Checked before the key is made: a key printed next to a bad URL
+	// would have to be rotated again.
+	ingestURL := st.get("ingest-url", *ingestFlag, "VITALS_INGEST_URL", "")
+	if ingestURL != "" {
+		if u, err := url.Parse(ingestURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return usagef("host add: --ingest-url %q: want an absolute http(s) URL such as https://vitals.example.com/api/ingest", ingestURL)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	hk, closeFn, err := rf.open(ctx, newSettings(fs, getenv), stderr)
+	hk, closeFn, err := rf.open(ctx, st, stderr)
 	if err != nil {
 		return err
 	}
@@ -115,13 +125,21 @@ func hostAdd(ctx context.Context, args []string, getenv func(string) string, std
 	// stdout gets exactly the environment a reporter needs, so it can be
 	// redirected into an env file; the explanation goes to stderr.
 	fmt.Fprintf(stdout, "VITALS_SERVER_ID=%s\nVITALS_HOST_KEY=%s\n", id, key)
+	lines := "two"
+	if ingestURL != "" {
+		fmt.Fprintf(stdout, "VITALS_INGEST_URL=%s\n", ingestURL)
+		lines = "three"
+	}
 	if *rotate {
 		fmt.Fprintf(stderr, "Rotated the key of host %s: the old key no longer works.\n", id)
 	} else {
 		fmt.Fprintf(stderr, "Enrolled host %s.\n", id)
 	}
-	fmt.Fprintln(stderr, "The key is shown only this once. Put the two lines above in the reporter's environment\n"+
-		"(e.g. /etc/vitals/reporter.env, mode 0600) and (re)start the reporter.")
+	fmt.Fprintf(stderr, "The key is shown only this once. Put the %s lines above in the reporter's environment\n"+
+		"(/etc/vitals/reporter.env, mode 0600) and (re)start the reporter.\n", lines)
+	if ingestURL == "" {
+		fmt.Fprintln(stderr, "Add VITALS_INGEST_URL=https://<your endpoint>/api/ingest too, or pass --ingest-url next time.")
+	}
 	return nil
 }
 
@@ -160,13 +178,9 @@ func hostList(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER ID\tCREATED")
+	fmt.Fprintln(tw, "SERVER ID\tENROLLED\tKEY CREATED")
 	for _, h := range hosts {
-		created := "-"
-		if !h.CreatedAt.IsZero() {
-			created = h.CreatedAt.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\n", h.ServerID, created)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", h.ServerID, stamp(h.EnrolledAt), stamp(h.KeyCreatedAt))
 	}
 	return tw.Flush()
 }
@@ -198,4 +212,12 @@ func hostRevoke(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stdout, "Revoked host %s: requests signed with its key are refused from now on.\n", id)
 	fmt.Fprintln(stderr, "Its history stays readable until retention expires it.")
 	return nil
+}
+
+// stamp prints a time for the host table, "-" when unknown.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -37,8 +37,9 @@ func envLines(t *testing.T, out string) map[string]string {
 		}
 		m[k] = v
 	}
-	if len(m) != 2 {
-		t.Fatalf("stdout = %q, want exactly VITALS_SERVER_ID and VITALS_HOST_KEY", out)
+	_, withURL := m["VITALS_INGEST_URL"]
+	if m["VITALS_SERVER_ID"] == "" || m["VITALS_HOST_KEY"] == "" || len(m) != 2 && !(len(m) == 3 && withURL) {
+		t.Fatalf("stdout = %q, want exactly VITALS_SERVER_ID and VITALS_HOST_KEY (and VITALS_INGEST_URL)", out)
 	}
 	return m
 }
@@ -84,6 +85,21 @@ func TestHostLifecycle(t *testing.T) {
 	sig := auth.Sign([]byte(key), now.Unix(), "web-1", body)
 	if err := auth.VerifyRequest(stored, strconv.FormatInt(now.Unix(), 10), "web-1", body, sig, now); err != nil {
 		t.Fatalf("signature with the printed key: %v", err)
+	}
+
+	// --ingest-url adds the third env line; a bad one is refused before
+	// any key is made.
+	out, _, err = cli(t, env, "host", "add", "web-2", "--ingest-url", "https://vitals.example.com/api/ingest")
+	if lines := envLines(t, out); err != nil || lines["VITALS_INGEST_URL"] != "https://vitals.example.com/api/ingest" || len(lines["VITALS_HOST_KEY"]) != 64 {
+		t.Fatalf("--ingest-url: %v %q", err, out)
+	}
+	_, _, err = cli(t, env, "host", "add", "web-3", "--ingest-url", "vitals.example.com")
+	wantUsage(t, err, "absolute http(s) URL")
+	if _, err := storedKey(t, env, "web-3"); !errors.Is(err, metric.ErrNotFound) {
+		t.Fatalf("bad --ingest-url still enrolled the host: %v", err)
+	}
+	if _, _, err := cli(t, env, "host", "revoke", "web-2"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Adding again without --rotate is refused and changes nothing.
@@ -134,10 +150,15 @@ func TestHostLifecycle(t *testing.T) {
 		t.Fatalf("list = %q", out)
 	}
 	for _, r := range rows[1:] {
-		created := strings.TrimSpace(r[strings.Index(r, " "):])
-		at, err := time.Parse(time.RFC3339, created)
-		if err != nil || time.Since(at) > time.Hour || time.Until(at) > time.Minute {
-			t.Errorf("row %q: created %q: %v", r, created, err)
+		f := strings.Fields(r)
+		if len(f) != 3 {
+			t.Fatalf("row %q: want id, enrolled, key created", r)
+		}
+		for _, stamp := range f[1:] {
+			at, err := time.Parse(time.RFC3339, stamp)
+			if err != nil || time.Since(at) > time.Hour || time.Until(at) > time.Minute {
+				t.Errorf("row %q: time %q: %v", r, stamp, err)
+			}
 		}
 	}
 	if stored, _ := storedKey(t, env, "web-1"); strings.Contains(out, string(stored)) {
@@ -151,8 +172,12 @@ func TestHostLifecycle(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &hosts); err != nil || len(hosts) != 2 || hosts[0].ServerID != "db-1" || hosts[1].ServerID != "web-1" {
 		t.Fatalf("list --json = %s (%v)", out, err)
 	}
-	if strings.Contains(strings.ToLower(out), "key") {
-		t.Errorf("list --json mentions keys: %s", out)
+	if stored, _ := storedKey(t, env, "web-1"); strings.Contains(out, string(stored)) {
+		t.Errorf("list --json shows a key: %s", out)
+	}
+	// web-1 was rotated twice: its enrolment time stayed, its key is newer.
+	if w := hosts[1]; !w.EnrolledAt.Before(w.KeyCreatedAt) || hosts[0].EnrolledAt != hosts[0].KeyCreatedAt {
+		t.Errorf("rotation lost the enrolment time: %+v", hosts)
 	}
 
 	// revoke deletes the key; a second revoke says there is nothing to do.

@@ -71,8 +71,9 @@ func usagef(format string, args ...any) error {
 const usage = `vitalsctl manages Vitals host keys and user tokens.
 
 Usage:
-  vitalsctl host add <serverId> [--rotate]   enroll a host; prints its key once
-  vitalsctl host list [--json]               enrolled hosts and when they were enrolled (never keys)
+  vitalsctl host add <serverId> [--rotate] [--ingest-url URL]
+                                             enroll a host; prints its env file (key shown once)
+  vitalsctl host list [--json]               enrolled hosts, enrolment and key times (never keys)
   vitalsctl host revoke <serverId>           delete a host's key; its requests get 401 from then on
   vitalsctl token issue --servers a,b|'*' [--ttl 24h] [--issuer ISS] [--audience AUD]
                                              mint a user token (HS256, needs VITALS_JWT_SECRET)
@@ -92,6 +93,7 @@ Environment (flags of the same meaning override it):
   VITALS_JWT_ISSUER     --issuer         "iss" to set and require
   VITALS_JWT_AUDIENCE   --audience       "aud" to set and require
   VITALS_JWT_JWKS_URL   --jwks-url       token verify only: check RS256/ES256 tokens against a JWKS
+  VITALS_INGEST_URL     --ingest-url     host add only: also print this VITALS_INGEST_URL line
 
 Exit status: 0 done, 1 the operation failed, 2 bad command line.
 `

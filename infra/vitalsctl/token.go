@@ -127,7 +127,7 @@ type tokenReport struct {
 	Error     string    `json:"error,omitempty"`
 	Algorithm string    `json:"alg,omitempty"`
 	KeyID     string    `json:"kid,omitempty"`
-	Servers   []string  `json:"servers"`
+	Servers   []string  `json:"servers,omitempty"`
 	Subject   string    `json:"sub,omitempty"`
 	Issuer    string    `json:"iss,omitempty"`
 	Audience  []string  `json:"aud,omitempty"`

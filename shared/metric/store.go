@@ -66,8 +66,12 @@ type HostKeys interface {
 
 // Host is an enrolled host, without its key.
 type Host struct {
-	ServerID  string    `json:"serverId"`
-	CreatedAt time.Time `json:"createdAt"`
+	ServerID string `json:"serverId"`
+	// EnrolledAt is the first enrolment; a key rotation keeps it.
+	EnrolledAt time.Time `json:"enrolledAt"`
+	// KeyCreatedAt is when the current key was made (by the enrolment or
+	// the last rotation), for key-age policies.
+	KeyCreatedAt time.Time `json:"keyCreatedAt"`
 }
 
 // PointID is the stable id of the point of series seriesID at resolution res

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -564,13 +565,22 @@ func TestHostKeys(t *testing.T) {
 		if err != nil || string(got) != string(k1) {
 			t.Errorf("HostKey: %v", err)
 		}
+		enrolled := c.t.Add(-time.Minute)
+		c.t = c.t.Add(time.Minute)
 		k2, _ := s.AddHost(ctx, "h2") // rotate
 		if got, _ := s.HostKey(ctx, "h2"); string(got) != string(k2) || string(k2) == string(k1) {
 			t.Error("rotation did not replace the key")
 		}
 		hosts, err := s.Hosts(ctx)
-		if err != nil || len(hosts) != 2 || hosts[0].ServerID != "h1" || hosts[1].ServerID != "h2" || !hosts[0].CreatedAt.Equal(c.t) {
-			t.Errorf("Hosts: %+v %v", hosts, err)
+		if err != nil || len(hosts) != 2 || hosts[0].ServerID != "h1" || hosts[1].ServerID != "h2" ||
+			!hosts[0].EnrolledAt.Equal(c.t.Add(-time.Minute)) || !hosts[0].KeyCreatedAt.Equal(hosts[0].EnrolledAt) ||
+			!hosts[1].EnrolledAt.Equal(enrolled) || !hosts[1].KeyCreatedAt.Equal(c.t) {
+			t.Errorf("Hosts (a rotation keeps the enrolment time): %+v %v", hosts, err)
+		}
+		// An entry in the older two-field form still reads.
+		s.rdb.HSet(ctx, s.hostsKey(), "h3", strconv.FormatInt(c.t.UnixNano(), 10)+" oldkey")
+		if got, err := s.HostKey(ctx, "h3"); err != nil || string(got) != "oldkey" {
+			t.Errorf("old entry: %q %v", got, err)
 		}
 		if err := s.RevokeHost(ctx, "h2"); err != nil {
 			t.Fatal(err)
