@@ -347,7 +347,7 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 				return err
 			}
 			a.rejected.Add(uint64(len(recs)))
-			a.logger.Error("ingest refused a batch; it is dropped", "samples", len(recs), "status", res.status, "err", res.err)
+			a.logger.Error("ingest refused a batch; it is dropped", "samples", len(recs), "status", res.status, "err", res.err, "hint", refusalHint(res.status))
 			continue
 		}
 		// retryable

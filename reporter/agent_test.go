@@ -484,6 +484,10 @@ func TestHostKeyNeverLogged(t *testing.T) {
 	if strings.Contains(logs.String(), string(f.key)) {
 		t.Fatalf("host key in the logs:\n%s", logs.String())
 	}
+	// A 401 says what to check, since every later batch fails the same way.
+	if !strings.Contains(logs.String(), "vitalsctl host list") || !strings.Contains(logs.String(), "NTP") {
+		t.Errorf("401 logged without the hint:\n%s", logs.String())
+	}
 	if !strings.Contains(logs.String(), "hostKeySet") {
 		t.Errorf("config not logged through LogValue:\n%s", logs.String())
 	}

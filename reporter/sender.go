@@ -147,6 +147,22 @@ func classify(status int) outcome {
 	return retryable
 }
 
+// refusalHint says what an operator should check for a refusal that is
+// about this reporter's setup rather than the batch: every sample after it
+// would be refused the same way until someone acts.
+func refusalHint(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "check that VITALS_SERVER_ID and VITALS_HOST_KEY are the lines 'vitalsctl host add' printed " +
+			"(a rotation or revoke replaces them; 'vitalsctl host list' shows enrolled ids) and that this host's clock is synced (NTP)"
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return "check VITALS_INGEST_URL: it must be the ingest endpoint, ending in /api/ingest"
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
+		return "the server refused these samples; the reporter and server versions may disagree"
+	}
+	return "see the server's message"
+}
+
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date
 // (RFC 9110 §10.2.3). Unparseable or past values mean "no hint".
 func parseRetryAfter(v string, now time.Time) time.Duration {
