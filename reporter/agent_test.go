@@ -515,6 +515,8 @@ func TestConfigErrors(t *testing.T) {
 	for name, mutate := range map[string]func(*reporter.Config){
 		"no url":       func(c *reporter.Config) { c.IngestURL = "" },
 		"no key":       func(c *reporter.Config) { c.HostKey = nil },
+		"short key":    func(c *reporter.Config) { c.HostKey = auth.NewHostKey()[:63] },
+		"quoted key":   func(c *reporter.Config) { c.HostKey = []byte(`"` + string(auth.NewHostKey()[:62]) + `"`) },
 		"no state dir": func(c *reporter.Config) { c.StateDir = "" },
 	} {
 		t.Run(name, func(t *testing.T) {

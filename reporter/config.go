@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vitals-dev/vitals/reporter/collector"
+	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/metric"
 )
 
@@ -187,10 +189,24 @@ func (c Config) validateSending() error {
 		return fmt.Errorf("ingest url is required (VITALS_INGEST_URL)")
 	case len(c.HostKey) == 0:
 		return fmt.Errorf("host key is required (VITALS_HOST_KEY or VITALS_HOST_KEY_FILE; `vitalsctl host add %s` makes one)", c.ServerID)
+	case !validHostKey(c.HostKey):
+		// Caught here rather than as a 401 on every batch (each one
+		// dropped): a truncated paste or a stray quote is the usual cause.
+		// The key itself is never echoed.
+		return fmt.Errorf("host key: want the %d hex characters `vitalsctl host add` printed, got %d characters that are not that; check VITALS_HOST_KEY or the key file for a truncated copy or stray quotes", 2*auth.HostKeyBytes, len(c.HostKey))
 	case c.StateDir == "":
 		return fmt.Errorf("state directory is required (VITALS_STATE_DIR)")
 	}
 	return nil
+}
+
+// validHostKey reports whether k has the form auth.NewHostKey makes.
+func validHostKey(k []byte) bool {
+	if len(k) != 2*auth.HostKeyBytes {
+		return false
+	}
+	_, err := hex.DecodeString(string(k))
+	return err == nil
 }
 
 func checkIngestURL(s string) error {
