@@ -8,15 +8,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/vitals-dev/vitals/functions/internal/functest"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/lambdahttp"
@@ -114,25 +113,6 @@ func TestLambdaIngest(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var addrRE = regexp.MustCompile(`"msg":"listening".*"addr":"([^"]+)"`)
-
 // TestRunHTTP starts the real main on a free port, posts a signed batch and
 // shuts down by cancelling the context.
 func TestRunHTTP(t *testing.T) {
@@ -141,29 +121,11 @@ func TestRunHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"VITALS_ADDR": "127.0.0.1:0", "VITALS_REDIS_URL": r.URL, "VITALS_REDIS_PREFIX": r.Prefix}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, os.Stdout, &stderr) }()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended early: %v; logs %s", err, stderr.String())
-		default:
-		}
-	}
-	if addr == "" {
-		t.Fatalf("never listened: %s", stderr.String())
-	}
+	env := map[string]string{"VITALS_REDIS_URL": r.URL, "VITALS_REDIS_PREFIX": r.Prefix}
+	p := functest.Start(t, run, env)
 	raw := body(t, 2)
 	ts := time.Now().Unix()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/api/ingest", bytes.NewReader(raw))
+	req, _ := http.NewRequest("POST", "http://"+p.Addr+"/api/ingest", bytes.NewReader(raw))
 	req.Header.Set(auth.HeaderServer, "web-1")
 	req.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(auth.HeaderSignature, auth.Sign(key, ts, "web-1", raw))
@@ -177,11 +139,10 @@ func TestRunHTTP(t *testing.T) {
 	if res.StatusCode != 202 || got["accepted"] != 2 {
 		t.Fatalf("%d %v", res.StatusCode, got)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := p.Stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if strings.Contains(stderr.String(), string(key)) {
+	if strings.Contains(p.Logs(), string(key)) {
 		t.Fatal("host key logged")
 	}
 }
@@ -190,29 +151,11 @@ func TestRunHTTP(t *testing.T) {
 // listens and answers a signed batch 503 + Retry-After (the reporter keeps
 // it spooled and re-sends), and the Redis password is in no log line.
 func TestRunRedisUnreachable(t *testing.T) {
-	env := map[string]string{"VITALS_ADDR": "127.0.0.1:0", "VITALS_REDIS_URL": "redis://:hunter2-password@127.0.0.1:1"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, os.Stdout, &stderr) }()
-	var addr string
-	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended with Redis down: %v; logs %s", err, stderr.String())
-		default:
-		}
-	}
-	if addr == "" {
-		t.Fatalf("never listened: %s", stderr.String())
-	}
+	env := map[string]string{"VITALS_REDIS_URL": "redis://:hunter2-password@127.0.0.1:1"}
+	p := functest.Start(t, run, env)
 	raw := body(t, 1)
 	ts := time.Now().Unix()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/api/ingest", bytes.NewReader(raw))
+	req, _ := http.NewRequest("POST", "http://"+p.Addr+"/api/ingest", bytes.NewReader(raw))
 	req.Header.Set(auth.HeaderServer, "web-1")
 	req.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(auth.HeaderSignature, auth.Sign([]byte("some-key"), ts, "web-1", raw))
@@ -224,12 +167,11 @@ func TestRunRedisUnreachable(t *testing.T) {
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("Redis down: %d Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := p.Stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	// go-redis's own dial errors come through the JSON log too.
-	if logs := stderr.String(); strings.Contains(logs, "hunter2") || !strings.Contains(logs, "redis not answering at start") ||
+	if logs := p.Logs(); strings.Contains(logs, "hunter2") || !strings.Contains(logs, "redis not answering at start") ||
 		!strings.Contains(logs, `"component":"go-redis"`) {
 		t.Fatalf("logs: %s", logs)
 	}

@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/vitals-dev/vitals/functions/internal/functest"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/lambdahttp"
@@ -125,54 +124,17 @@ func TestLambdaEvents(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var addrRE = regexp.MustCompile(`"msg":"listening".*"addr":"([^"]+)"`)
-
 // TestRunHTTP starts the real main on a free port, reads history over HTTP
 // and shuts it down by cancelling the context.
 func TestRunHTTP(t *testing.T) {
 	_, r := seed(t)
 	env := map[string]string{
-		"VITALS_ADDR": "127.0.0.1:0", "VITALS_REDIS_URL": r.URL, "VITALS_REDIS_PREFIX": r.Prefix,
+		"VITALS_REDIS_URL": r.URL, "VITALS_REDIS_PREFIX": r.Prefix,
 		"VITALS_JWT_SECRET": secret,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, os.Stdout, &stderr) }()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended early: %v; logs %s", err, stderr.String())
-		default:
-		}
-	}
-	if addr == "" {
-		t.Fatalf("never listened: %s", stderr.String())
-	}
+	p := functest.Start(t, run, env)
 	tok, _ := auth.IssueToken([]byte(secret), []string{"*"}, time.Hour, "", "", time.Now())
-	req, _ := http.NewRequest("GET", "http://"+addr+"/api/servers/web-1/metrics", nil)
+	req, _ := http.NewRequest("GET", "http://"+p.Addr+"/api/servers/web-1/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -187,11 +149,10 @@ func TestRunHTTP(t *testing.T) {
 	if res.StatusCode != 200 || body.Count != 3 || body.Period != "1h" {
 		t.Fatalf("status %d body %+v", res.StatusCode, body)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := p.Stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if strings.Contains(stderr.String(), secret) {
+	if strings.Contains(p.Logs(), secret) {
 		t.Fatal("the JWT secret reached the logs")
 	}
 }
@@ -215,33 +176,15 @@ func TestRunConfigErrors(t *testing.T) {
 func TestRunRedisDownAtStart(t *testing.T) {
 	srv := redistest.StartServer(t)
 	srv.Stop()
-	env := map[string]string{"VITALS_ADDR": "127.0.0.1:0", "VITALS_REDIS_URL": srv.URL, "VITALS_JWT_SECRET": secret}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, os.Stdout, &stderr) }()
-	var addr string
-	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended with Redis down: %v; logs %s", err, stderr.String())
-		default:
-		}
-	}
-	if addr == "" {
-		t.Fatalf("never listened: %s", stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "redis not answering at start") {
-		t.Errorf("no warning logged: %s", stderr.String())
+	env := map[string]string{"VITALS_REDIS_URL": srv.URL, "VITALS_JWT_SECRET": secret}
+	p := functest.Start(t, run, env)
+	if !strings.Contains(p.Logs(), "redis not answering at start") {
+		t.Errorf("no warning logged: %s", p.Logs())
 	}
 	tok, _ := auth.IssueToken([]byte(secret), []string{"*"}, time.Hour, "", "", time.Now())
 	get := func() *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+"/api/servers", nil)
+		req, _ := http.NewRequest("GET", "http://"+p.Addr+"/api/servers", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -264,8 +207,7 @@ func TestRunRedisDownAtStart(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("after Redis came up: %d", res.StatusCode)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := p.Stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 }
