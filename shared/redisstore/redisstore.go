@@ -239,6 +239,11 @@ func newClient(raw string) (redis.UniversalClient, error) {
 			urls = append(urls, u)
 		}
 	}
+	// A bare host:port list ("10.0.0.1:6379,10.0.0.2:6379") is plain
+	// redis:// without credentials.
+	if len(urls) > 0 && !strings.Contains(urls[0], "://") {
+		urls[0] = "redis://" + urls[0]
+	}
 	if len(urls) == 0 {
 		return nil, errors.New("redis URL is empty")
 	}

@@ -749,6 +749,12 @@ func TestConfigParsing(t *testing.T) {
 		t.Errorf("cluster options: %+v", o)
 	}
 	c.Close()
+	c, err = newClient("10.0.0.1:6379,10.0.0.2:6379")
+	if cl, ok := c.(*redis.ClusterClient); err != nil || !ok || strings.Join(cl.Options().Addrs, " ") != "10.0.0.1:6379 10.0.0.2:6379" || cl.Options().TLSConfig != nil {
+		t.Errorf("bare host:port list: %T %v", c, err)
+	} else {
+		c.Close()
+	}
 	if _, err := newClient("redis://:secret@a:6379/2,b:6379"); err == nil || !strings.Contains(err.Error(), "only database 0") || strings.Contains(err.Error(), "secret") {
 		t.Errorf("cluster with db 2: %v", err)
 	}
