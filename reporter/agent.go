@@ -332,6 +332,10 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 				a.logger.Info("ingest reachable again", "attempts", failures+1)
 			}
 			a.logger.Debug("batch delivered", "samples", len(recs), "accepted", res.result.Accepted, "duplicates", res.result.Duplicates)
+			if n := res.result.InstancesOverLimit; n > 0 {
+				a.logger.Warn("ingest stored the batch but left out new instances: this server is at its instance limit", "instances", n,
+					"hint", "give instances stable names (instance ids come from server id + name, so names that change per deploy make new ones), or raise VITALS_MAX_INSTANCES_PER_SERVER on the ingest function")
+			}
 			failures = 0
 			batchSize = max(batchSize, 1)
 			continue

@@ -40,6 +40,8 @@ type fakeIngest struct {
 	// respond scripts the answer to request n (0-based); nil or a 2xx
 	// status means accept.
 	respond func(n int, w http.ResponseWriter) (status int)
+	// overLimit is the instancesOverLimit every 202 reports.
+	overLimit int
 }
 
 func newFakeIngest(t *testing.T) *fakeIngest {
@@ -88,7 +90,7 @@ func (f *fakeIngest) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res := metric.IngestResult{}
+	res := metric.IngestResult{InstancesOverLimit: f.overLimit}
 	for _, s := range b.Samples {
 		if f.seen[s.CollectedAt.Unix()] {
 			res.Duplicates++
@@ -467,6 +469,21 @@ func TestStateDirIsLocked(t *testing.T) {
 	// Released on exit.
 	if err := newAgent(t, config(t, f, dir), nil).Once(context.Background()); err != nil {
 		t.Errorf("after the daemon stopped: %v", err)
+	}
+}
+
+// TestInstancesOverLimitLogged: a 202 that left instances out (the server
+// is at its instance limit) is delivered, and the log says what to do.
+func TestInstancesOverLimitLogged(t *testing.T) {
+	f := newFakeIngest(t)
+	f.overLimit = 2
+	var logs bytes.Buffer
+	a := newAgent(t, config(t, f, t.TempDir()), &logs)
+	if err := a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.stored()) == 0 || !strings.Contains(logs.String(), "at its instance limit") || !strings.Contains(logs.String(), "VITALS_MAX_INSTANCES_PER_SERVER") {
+		t.Fatalf("stored %d, logs:\n%s", len(f.stored()), logs.String())
 	}
 }
 

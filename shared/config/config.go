@@ -65,6 +65,9 @@ type Config struct {
 
 	// MaxBodyBytes bounds an ingest body as sent; 0 means the handler's default.
 	MaxBodyBytes int64
+	// MaxInstancesPerServer bounds one server's live instances; 0 means the
+	// store's default.
+	MaxInstancesPerServer int
 }
 
 // Load reads the configuration through getenv (os.Getenv in mains, a map in
@@ -143,6 +146,13 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("VITALS_MAX_BODY_BYTES", "%q: want a positive number of bytes", v)
 		}
 		c.MaxBodyBytes = n
+	}
+	if v := get("VITALS_MAX_INSTANCES_PER_SERVER"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			bad("VITALS_MAX_INSTANCES_PER_SERVER", "%q: want a positive number", v)
+		}
+		c.MaxInstancesPerServer = n
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
@@ -234,6 +244,9 @@ func (c Config) StoreConfig() (redisstore.Config, error) {
 	}
 	if c.Periods != nil {
 		sc.Periods = c.Periods
+	}
+	if c.MaxInstancesPerServer > 0 {
+		sc.MaxInstancesPerServer = c.MaxInstancesPerServer
 	}
 	if sc.URL == "" {
 		return redisstore.Config{}, errors.New("configuration: VITALS_REDIS_URL is empty")

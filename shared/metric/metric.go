@@ -213,4 +213,8 @@ type IngestResult struct {
 	Duplicates int `json:"duplicates"`
 	// Stale samples were older than the longest retention and were dropped.
 	Stale int `json:"stale"`
+	// InstancesOverLimit counts new instances whose readings were not
+	// stored because their server already has as many live instances as
+	// it may; the rest of the batch is stored. Omitted when 0.
+	InstancesOverLimit int `json:"instancesOverLimit,omitempty"`
 }

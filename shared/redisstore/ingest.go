@@ -323,8 +323,14 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	}
 	var gone []string
 	if len(ids) > 0 {
-		if gone, err = s.claimInstances(ctx, serverID, ids, byInstance, samples, now); err != nil {
+		var over []string
+		if gone, over, err = s.claimInstances(ctx, serverID, ids, byInstance, samples, now); err != nil {
 			return res, err
+		}
+		if len(over) > 0 {
+			res.InstancesOverLimit = len(over)
+			ids = slices.DeleteFunc(ids, func(id string) bool { return slices.Contains(over, id) })
+			s.logger.Warn("server at its instance limit; new instances not stored", "server", serverID, "limit", s.maxInstances, "instances", len(over))
 		}
 	}
 	index := make([]any, 0, 2*len(ids))
@@ -364,6 +370,8 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 		pipe.Expire(ctx, s.instancesKey(), s.longest)
 		pipe.ZAddGT(ctx, s.instancesSeenKey(), seen...)
 		pipe.Expire(ctx, s.instancesSeenKey(), s.longest)
+		pipe.ZAddGT(ctx, s.serverInstancesKey(serverID), seen...)
+		pipe.Expire(ctx, s.serverInstancesKey(serverID), s.longest)
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {
@@ -391,23 +399,39 @@ const pruneBatch = 256
 // any other server naming that id is refused whole, so no host can move an
 // instance, its history or its readers' scope under itself. The refusal
 // names the field but not the owner, which is another host's business.
-// It also returns up to pruneBatch index entries whose series expired.
-func (s *Store) claimInstances(ctx context.Context, serverID string, ids []string, byInstance map[string][]instanceReading, samples []metric.Sample, now time.Time) ([]string, error) {
+//
+// A server may have at most maxInstances live instances: new ones past
+// that are returned as over (their readings are not stored, the rest of
+// the batch is), so a host whose instance names churn keeps its own
+// series and known instances instead of losing every batch. Claims that
+// are refused or over are taken back, leaving nothing behind. It also
+// returns up to pruneBatch index entries whose series expired.
+//
+// All in one round trip: the claims, the owners, this server's live set
+// (pruned of expired members first) and the expired index entries.
+// Concurrent batches of one server that both bring new instances may
+// overshoot the limit by one batch's worth; never more.
+func (s *Store) claimInstances(ctx context.Context, serverID string, ids []string, byInstance map[string][]instanceReading, samples []metric.Sample, now time.Time) (gone, over []string, err error) {
+	own := s.serverInstancesKey(serverID)
+	cutoff := "(" + strconv.FormatInt(now.Add(-s.longest).UnixMilli(), 10)
 	pipe := s.rdb.Pipeline()
-	for _, id := range ids {
+	claimed := make([]*redis.BoolCmd, len(ids))
+	for i, id := range ids {
 		rs := byInstance[id]
 		ref, _ := json.Marshal(instanceRef{serverID, rs[len(rs)-1].in.Name})
-		pipe.HSetNX(ctx, s.instancesKey(), id, string(ref))
-		// Seen at its reading unless seen already: a claim whose batch is
-		// then refused still ages out of the index like any other entry.
+		claimed[i] = pipe.HSetNX(ctx, s.instancesKey(), id, string(ref))
+		// Seen at its reading unless seen already: a claim that is taken
+		// back or whose series is never written still ages out of the
+		// index like any other entry.
 		pipe.ZAddNX(ctx, s.instancesSeenKey(), redis.Z{Score: float64(rs[len(rs)-1].at.UnixMilli()), Member: id})
 	}
 	owners := pipe.HMGet(ctx, s.instancesKey(), ids...)
-	expired := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{
-		Min: "-inf", Max: "(" + strconv.FormatInt(now.Add(-s.longest).UnixMilli(), 10), Count: pruneBatch,
-	})
+	expired := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: "-inf", Max: cutoff, Count: pruneBatch})
+	pipe.ZRemRangeByScore(ctx, own, "-inf", cutoff)
+	live := pipe.ZMScore(ctx, own, ids...)
+	count := pipe.ZCard(ctx, own)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.wrap(fmt.Errorf("claim instances of %s: %w", serverID, err))
+		return nil, nil, s.wrap(fmt.Errorf("claim instances of %s: %w", serverID, err))
 	}
 	for i, v := range owners.Val() {
 		raw, _ := v.(string)
@@ -415,15 +439,53 @@ func (s *Store) claimInstances(ctx context.Context, serverID string, ids []strin
 		if json.Unmarshal([]byte(raw), &ref) == nil && ref.ServerID == serverID {
 			continue
 		}
-		return nil, metric.Errorf(metric.ErrInvalid, "%s: instance %s is already reported by another server; give this one its own instanceId, or none to derive it from the server id and name", instanceField(samples, ids[i]), ids[i])
+		s.unclaim(ctx, serverID, ids, claimed, ids)
+		return nil, nil, metric.Errorf(metric.ErrInvalid, "%s: instance %s is already reported by another server; give this one its own instanceId, or none to derive it from the server id and name", instanceField(samples, ids[i]), ids[i])
 	}
-	var gone []string
+	// ZMSCORE answers 0 for a non-member; members' scores are timestamps.
+	room := s.maxInstances - int(count.Val())
+	for i, score := range live.Val() {
+		if score != 0 {
+			continue
+		}
+		if room > 0 {
+			room--
+			continue
+		}
+		over = append(over, ids[i])
+	}
+	if len(over) > 0 {
+		s.unclaim(ctx, serverID, ids, claimed, over)
+	}
 	for _, id := range expired.Val() {
 		if _, inBatch := byInstance[id]; !inBatch {
 			gone = append(gone, id)
 		}
 	}
-	return gone, nil
+	return gone, over, nil
+}
+
+// unclaim takes back the index entries this batch created (HSETNX
+// succeeded) for the ids in drop. If that fails the entries age out with
+// the index; what the batch does next does not depend on it.
+func (s *Store) unclaim(ctx context.Context, serverID string, ids []string, claimed []*redis.BoolCmd, drop []string) {
+	var fresh []string
+	var members []any
+	for i, c := range claimed {
+		if c.Val() && slices.Contains(drop, ids[i]) {
+			fresh = append(fresh, ids[i])
+			members = append(members, ids[i])
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.HDel(ctx, s.instancesKey(), fresh...)
+	pipe.ZRem(ctx, s.instancesSeenKey(), members...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.logger.Warn("could not take back instance claims; they expire with the index", "server", serverID, "instances", len(fresh), "err", err)
+	}
 }
 
 // instanceField names the first place id appears in samples, as the

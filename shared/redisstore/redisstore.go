@@ -50,6 +50,12 @@ type Config struct {
 	MaxPoints int
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
+	// MaxInstancesPerServer bounds how many live instances one server may
+	// report (an instance stays live until the longest tier's retention
+	// after its last sample); default 256. Each costs about 327 KiB at full
+	// retention, so without a bound a reporter whose instance names churn
+	// (or a compromised host key) could grow Redis without limit.
+	MaxInstancesPerServer int
 	// Lazy makes Open succeed while Redis does not answer (logging a
 	// warning): every call then fails with ErrUnavailable until Redis is
 	// back, and the client reconnects by itself. Functions want this: a
@@ -58,6 +64,9 @@ type Config struct {
 	// lets reporters re-send. Tools (vitalsctl) want the error at once.
 	Lazy bool
 }
+
+// DefaultMaxInstancesPerServer is Config.MaxInstancesPerServer's default.
+const DefaultMaxInstancesPerServer = 256
 
 // DefaultTiers serve the four standard periods with at most 360 points each.
 var DefaultTiers = []Tier{
@@ -74,6 +83,8 @@ func DefaultConfig() Config {
 		Prefix:    "vitals:",
 		Tiers:     slices.Clone(DefaultTiers),
 		MaxPoints: 400,
+
+		MaxInstancesPerServer: DefaultMaxInstancesPerServer,
 	}
 }
 
@@ -152,9 +163,11 @@ type Store struct {
 	tiers     []Tier
 	periods   []metric.Period
 	maxPoints int
-	now       func() time.Time
-	logger    *slog.Logger
-	longest   time.Duration // longest retention: idempotency and index horizon
+	// maxInstances bounds the live instances of one server.
+	maxInstances int
+	now          func() time.Time
+	logger       *slog.Logger
+	longest      time.Duration // longest retention: idempotency and index horizon
 }
 
 var (
@@ -190,11 +203,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxInstancesPerServer <= 0 {
+		cfg.MaxInstancesPerServer = DefaultMaxInstancesPerServer
+	}
 	rdb, err := newClient(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, now: cfg.Now, logger: logger}
+	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, maxInstances: cfg.MaxInstancesPerServer, now: cfg.Now, logger: logger}
 	for _, t := range tiers {
 		s.longest = max(s.longest, t.Retention)
 	}
@@ -404,11 +420,16 @@ func (s *Store) serverTag(id string) string   { return s.prefix + "{s:" + id + "
 func (s *Store) instanceTag(id string) string { return s.prefix + "{i:" + id + "}:" }
 func tierKey(tag string, t Tier) string       { return tag + "r" + itoa(int64(t.Resolution/time.Second)) }
 func latestKey(tag string) string             { return tag + "latest" }
-func seenKey(tag string, day int64) string    { return tag + "seen:" + itoa(day) }
-func (s *Store) serversKey() string           { return s.prefix + "servers" }
-func (s *Store) instancesKey() string         { return s.prefix + "instances" }
-func (s *Store) instancesSeenKey() string     { return s.prefix + "instances:seen" }
-func (s *Store) hostsKey() string             { return s.prefix + "hosts" }
+
+// serverInstancesKey is a server's live instances, id → last seen (unix
+// ms): its own count for the per-server cap, pruned by the server's own
+// ingests, in the server's slot.
+func (s *Store) serverInstancesKey(id string) string { return s.serverTag(id) + "instances" }
+func seenKey(tag string, day int64) string           { return tag + "seen:" + itoa(day) }
+func (s *Store) serversKey() string                  { return s.prefix + "servers" }
+func (s *Store) instancesKey() string                { return s.prefix + "instances" }
+func (s *Store) instancesSeenKey() string            { return s.prefix + "instances:seen" }
+func (s *Store) hostsKey() string                    { return s.prefix + "hosts" }
 
 // wrap turns connectivity failures into metric.ErrUnavailable (503 +
 // Retry-After upstream) and leaves other errors as they are. The

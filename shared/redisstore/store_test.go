@@ -626,8 +626,9 @@ func TestSeriesKeysShareHashTag(t *testing.T) {
 				t.Errorf("key %s carries no series hash tag", k)
 			}
 		}
-		// 4 tiers + latest + 2 day bitmaps; instance: 4 tiers + latest + 1 bitmap.
-		if server != 7 || instance != 6 {
+		// 4 tiers + latest + 2 day bitmaps + its live instances; instance:
+		// 4 tiers + latest + 1 bitmap.
+		if server != 8 || instance != 6 {
 			t.Errorf("server keys %d, instance keys %d; keys: %v", server, instance, keys)
 		}
 	})
@@ -798,8 +799,11 @@ func TestInstanceBelongsToFirstServer(t *testing.T) {
 		if _, err := s.ServerMetrics(ctx, "web-2", metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
 			t.Errorf("refused batch wrote the server series: %v", err)
 		}
-		// Its other instance was claimed but never written: 404 on
+		// Its other instance's claim was taken back: not indexed, 404 on
 		// history as on latest, not an empty 200.
+		if n, err := s.rdb.HExists(ctx, s.instancesKey(), fresh).Result(); err != nil || n {
+			t.Errorf("refused batch left its claim: %v %v", n, err)
+		}
 		if _, err := s.InstanceMetrics(ctx, fresh, metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
 			t.Errorf("unwritten instance history: %v", err)
 		}
@@ -811,6 +815,71 @@ func TestInstanceBelongsToFirstServer(t *testing.T) {
 		mustIngest(t, s, "web-2", []metric.Sample{with(at.Add(20*time.Second), ng)})
 		if info, err := s.Instance(ctx, fresh); err != nil || info.ServerID != "web-2" {
 			t.Errorf("web-2's own instance: %+v %v", info, err)
+		}
+	})
+}
+
+// TestInstanceCapPerServer: a server may have at most MaxInstancesPerServer
+// live instances. New ones past it are left out and counted (their claims
+// taken back), the rest of the batch is stored, and an instance frees its
+// place when it expires.
+func TestInstanceCapPerServer(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, func(cfg *Config) { cfg.MaxInstancesPerServer = 3 })
+		ctx := context.Background()
+		in := func(name string) metric.InstanceSample {
+			return metric.InstanceSample{InstanceID: metric.InstanceUUID("capped", name), Name: name, MemoryLimitBytes: 1}
+		}
+		with := func(at time.Time, names ...string) metric.Sample {
+			smp := sample(at, 10)
+			for _, n := range names {
+				smp.Instances = append(smp.Instances, in(n))
+			}
+			return smp
+		}
+		indexed := func(name string) bool {
+			ok, err := s.rdb.HExists(ctx, s.instancesKey(), in(name).InstanceID).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		at := c.t.Add(-time.Minute)
+		mustIngest(t, s, "capped", []metric.Sample{with(at, "a", "b")})
+		// Reporting known instances again never counts twice.
+		if res := mustIngest(t, s, "capped", []metric.Sample{with(at.Add(10*time.Second), "a", "b")}); res.InstancesOverLimit != 0 {
+			t.Fatalf("known instances counted: %+v", res)
+		}
+
+		// Room for one more: c (first seen first) gets it, d and e do not.
+		res := mustIngest(t, s, "capped", []metric.Sample{with(at.Add(20*time.Second), "a", "c", "d"), with(at.Add(30*time.Second), "e", "b")})
+		if res.Accepted != 2 || res.InstancesOverLimit != 2 {
+			t.Fatalf("over the limit: %+v", res)
+		}
+		for name, want := range map[string]bool{"a": true, "b": true, "c": true, "d": false, "e": false} {
+			if indexed(name) != want {
+				t.Errorf("instance %s indexed = %v, want %v", name, !want, want)
+			}
+		}
+		if _, err := s.LatestInstance(ctx, in("d").InstanceID); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("over-limit instance stored: %v", err)
+		}
+		if got, err := s.LatestInstance(ctx, in("b").InstanceID); err != nil || !got.CollectedAt.Equal(at.Add(30*time.Second)) {
+			t.Errorf("known instance in the same batch: %v %v", got.CollectedAt, err)
+		}
+		if got, err := s.LatestServer(ctx, "capped"); err != nil || !got.CollectedAt.Equal(at.Add(30*time.Second)) {
+			t.Errorf("the server series of a batch over the limit: %v %v", got.CollectedAt, err)
+		}
+		// Another server has its own allowance.
+		if res := mustIngest(t, s, "other", []metric.Sample{with(at, "x", "y", "z")}); res.InstancesOverLimit != 0 {
+			t.Errorf("other server: %+v", res)
+		}
+
+		// A week after their last sample a, b and c have expired and no
+		// longer count.
+		c.t = c.t.Add(7*24*time.Hour + time.Minute)
+		if res := mustIngest(t, s, "capped", []metric.Sample{with(c.t.Add(-time.Second), "d", "e", "f")}); res.InstancesOverLimit != 0 {
+			t.Errorf("after expiry: %+v", res)
 		}
 	})
 }
