@@ -115,6 +115,7 @@ const maxFields = 24
 type member struct {
 	bucket int64
 	n      int
+	offset int64 // newest sample's time minus bucket, seconds
 	vals   [maxFields]string
 	maxes  [maxFields]string // "" when the field has no max
 }
@@ -149,10 +150,11 @@ func decodeMember(s, spec string, m *member) bool {
 	}
 	b, err1 := strconv.ParseInt(head[0], 36, 64)
 	n, err2 := strconv.ParseInt(head[1], 36, 0)
-	if err1 != nil || err2 != nil {
+	off, err3 := strconv.ParseInt(head[2], 36, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return false
 	}
-	m.bucket, m.n = b, int(n)
+	m.bucket, m.n, m.offset = b, int(n), off
 	for i := 0; i < len(spec); i++ {
 		v, ok := next()
 		if !ok {
@@ -192,13 +194,24 @@ func puOpt(s string) *uint64 {
 	return &v
 }
 
-func (m *member) serverMetric(serverID string, res time.Duration) metric.ServerMetric {
-	v, x := &m.vals, &m.maxes
+// collectedAt is a point's time: its bucket's start, except for a point
+// of the finest tier holding one sample, which is that raw sample and keeps
+// its own time, the same collectedAt that latest and the live stream gave
+// the same point (same id).
+func (m *member) collectedAt(finest bool) time.Time {
 	at := time.Unix(m.bucket, 0).UTC()
+	if finest && m.n == 1 {
+		return at.Add(time.Duration(m.offset) * time.Second)
+	}
+	return at
+}
+
+func (m *member) serverMetric(serverID string, res time.Duration, finest bool) metric.ServerMetric {
+	v, x := &m.vals, &m.maxes
 	return metric.ServerMetric{
-		ID:                      metric.PointID(serverID, res, at),
+		ID:                      metric.PointID(serverID, res, time.Unix(m.bucket, 0)),
 		ServerID:                serverID,
-		CollectedAt:             at,
+		CollectedAt:             m.collectedAt(finest),
 		CPUUsagePercent:         pf(v[0]),
 		CPUUsagePercentMax:      pf(x[0]),
 		CPULoad1m:               pf(v[1]),
@@ -230,15 +243,14 @@ func (m *member) serverMetric(serverID string, res time.Duration) metric.ServerM
 	}
 }
 
-func (m *member) instanceMetric(info metric.InstanceInfo, res time.Duration) metric.InstanceMetric {
+func (m *member) instanceMetric(info metric.InstanceInfo, res time.Duration, finest bool) metric.InstanceMetric {
 	v, x := &m.vals, &m.maxes
-	at := time.Unix(m.bucket, 0).UTC()
 	return metric.InstanceMetric{
-		ID:                    metric.PointID(info.ID, res, at),
+		ID:                    metric.PointID(info.ID, res, time.Unix(m.bucket, 0)),
 		InstanceID:            info.ID,
 		ServerID:              info.ServerID,
 		Name:                  info.Name,
-		CollectedAt:           at,
+		CollectedAt:           m.collectedAt(finest),
 		CPUUsagePercent:       pf(v[0]),
 		CPUUsagePercentMax:    pf(x[0]),
 		MemoryUsedBytes:       pu(v[1]),

@@ -53,7 +53,7 @@ func (s *Store) ServerMetrics(ctx context.Context, serverID string, p metric.Per
 			s.logger.Error("skipping undecodable point", "server", serverID, "resolution", t.Resolution)
 			continue
 		}
-		out = append(out, m.serverMetric(serverID, t.Resolution))
+		out = append(out, m.serverMetric(serverID, t.Resolution, t == s.tiers[0]))
 	}
 	return out, nil
 }
@@ -143,7 +143,7 @@ func (s *Store) InstanceMetrics(ctx context.Context, instanceID string, p metric
 			s.logger.Error("skipping undecodable point", "instance", instanceID, "resolution", t.Resolution)
 			continue
 		}
-		out = append(out, m.instanceMetric(info, t.Resolution))
+		out = append(out, m.instanceMetric(info, t.Resolution, t == s.tiers[0]))
 	}
 	return out, nil
 }

@@ -937,3 +937,39 @@ func TestUnservedPeriod(t *testing.T) {
 		}
 	}
 }
+
+// TestRawPointKeepsItsTime: a 10 s point holding one sample is that raw
+// sample, so history gives it the sample's own collectedAt, the same id and
+// time latest (and the live stream) gave it; rollups of several samples,
+// and coarser tiers, give the bucket start.
+func TestRawPointKeepsItsTime(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		at := c.t.Add(-10 * time.Minute).Truncate(10 * time.Second).Add(3 * time.Second)
+		in := metric.InstanceSample{InstanceID: metric.InstanceUUID("raw", "db"), Name: "db", MemoryLimitBytes: 1}
+		one := sample(at, 10)
+		one.Instances = []metric.InstanceSample{in}
+		// Two samples in the next 10 s bucket: a rollup.
+		mustIngest(t, s, "raw", []metric.Sample{one, sample(at.Add(10*time.Second), 20), sample(at.Add(12*time.Second), 30)})
+
+		latest, err := s.LatestServer(ctx, "raw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pts := points(t, s, "raw", metric.Period1h, c.t)
+		if len(pts) != 2 || !pts[0].CollectedAt.Equal(at) || !pts[1].CollectedAt.Equal(at.Add(7*time.Second)) {
+			t.Fatalf("1h points: %+v", pts)
+		}
+		if !latest.CollectedAt.Equal(at.Add(12*time.Second)) || latest.ID != pts[1].ID {
+			t.Errorf("latest %s %v vs history %s", latest.ID, latest.CollectedAt, pts[1].ID)
+		}
+		if six := points(t, s, "raw", metric.Period6h, c.t); len(six) != 1 || !six[0].CollectedAt.Equal(at.Truncate(time.Minute)) {
+			t.Errorf("6h point: %+v", six)
+		}
+		ins, err := s.InstanceMetrics(ctx, in.InstanceID, metric.Period1h, c.t)
+		if err != nil || len(ins) != 1 || !ins[0].CollectedAt.Equal(at) {
+			t.Errorf("instance 1h: %+v %v", ins, err)
+		}
+	})
+}
