@@ -65,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// Redis down at start is a 503 on /healthz and an error frame per
+	// request until it answers, not an exit: the hub subscribes whenever
+	// the connection comes up.
+	sc.Lazy = true
 	store, err := redisstore.Open(ctx, sc, logger)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

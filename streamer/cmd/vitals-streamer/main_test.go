@@ -80,6 +80,51 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunRedisDownAtStart: started while Redis is down, the streamer
+// listens, /healthz says 503 and turns 200 once Redis is up, no restart.
+func TestRunRedisDownAtStart(t *testing.T) {
+	srv := redistest.StartServer(t)
+	srv.Stop()
+	env := map[string]string{"VITALS_REDIS_URL": srv.URL, "VITALS_JWT_SECRET": "main-test-secret-0123456789abcdef"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	base := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "vitals-streamer listening on ")), "/")
+	health := func() int {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := health(); code != http.StatusServiceUnavailable {
+		t.Fatalf("healthz with Redis down: %d", code)
+	}
+	srv.Restart(t)
+	code := 0
+	for deadline := time.Now().Add(20 * time.Second); code != http.StatusOK && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		code = health()
+	}
+	if code != http.StatusOK {
+		t.Fatalf("healthz after Redis came up: %d", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
 func TestRunBadConfig(t *testing.T) {
 	err := run(context.Background(), nil, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "VITALS_JWT_SECRET") {
