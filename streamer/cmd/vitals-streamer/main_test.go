@@ -19,6 +19,24 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
+// start runs the command on 127.0.0.1:0 with env and returns its base URL
+// once it listens, and the channel run's result arrives on.
+func start(ctx context.Context, t *testing.T, env map[string]string) (string, <-chan error) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "vitals-streamer listening on ")), "/"), done
+}
+
 // The real command on 127.0.0.1:0: health, a WebSocket session, and a
 // graceful stop that closes the socket with 1001.
 func TestRun(t *testing.T) {
@@ -32,18 +50,7 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	base := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "vitals-streamer listening on ")), "/")
+	base, done := start(ctx, t, env)
 
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
@@ -88,18 +95,7 @@ func TestRunRedisDownAtStart(t *testing.T) {
 	env := map[string]string{"VITALS_REDIS_URL": srv.URL, "VITALS_JWT_SECRET": "main-test-secret-0123456789abcdef"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	base := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "vitals-streamer listening on ")), "/")
+	base, done := start(ctx, t, env)
 	health := func() int {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
