@@ -57,7 +57,7 @@ reporter-linux-arm64: ## static reporter binary → bin/vitals-reporter-linux-ar
 	$(call REPORTER_BUILD,arm64)
 
 .PHONY: bench bench-go bench-streamer
-bench: bench-go bench-coldstart bench-streamer ## every benchmark recorded in docs/PERFORMANCE.md (about 5 minutes)
+bench: bench-go bench-coldstart bench-streamer ## every benchmark recorded in docs/PERFORMANCE.md (about 6 minutes)
 
 bench-go: ## go test -bench: ingest (HTTP vs store ceiling), 7d query, Redis memory, reporter collection
 	@infra/dev/ensure-tools.sh redis

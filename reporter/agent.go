@@ -41,6 +41,7 @@ type Agent struct {
 
 	collected, sent, rejected atomic.Uint64
 	accepted, duplicates      atomic.Uint64
+	stale                     atomic.Uint64
 	spoolStats                atomic.Pointer[spool.Stats]
 }
 
@@ -50,9 +51,10 @@ type Stats struct {
 	Collected uint64
 	// Sent samples were accepted by ingest (duplicates included).
 	Sent uint64
-	// Accepted and Duplicates split Sent as the ingest counted them: new
-	// samples, and samples it already had (a re-send after a lost answer).
-	Accepted, Duplicates uint64
+	// Accepted, Duplicates and Stale split Sent as the ingest counted
+	// them: new samples, samples it already had (a re-send after a lost
+	// answer), and samples older than its max sample age, dropped.
+	Accepted, Duplicates, Stale uint64
 	// Rejected samples were refused by ingest with a permanent error
 	// (4xx other than 408/429) and dropped.
 	Rejected uint64
@@ -114,7 +116,7 @@ func orUnknown(v string) string {
 func (a *Agent) Stats() Stats {
 	st := Stats{
 		Collected: a.collected.Load(), Sent: a.sent.Load(), Rejected: a.rejected.Load(),
-		Accepted: a.accepted.Load(), Duplicates: a.duplicates.Load(),
+		Accepted: a.accepted.Load(), Duplicates: a.duplicates.Load(), Stale: a.stale.Load(),
 	}
 	if sp := a.spoolStats.Load(); sp != nil {
 		st.Pending, st.SpoolDropped = sp.Pending, sp.Dropped
@@ -190,7 +192,7 @@ func (a *Agent) shutdown(st *state, finalFlush, senderDone chan struct{}, stopSe
 	a.saveCounters(st.dir)
 	a.noteSpool(st.spool)
 	s := a.Stats()
-	a.logger.Info("reporter stopped", "sent", s.Sent, "pending", s.Pending, "rejected", s.Rejected, "spoolDropped", s.SpoolDropped)
+	a.logger.Info("reporter stopped", "sent", s.Sent, "pending", s.Pending, "rejected", s.Rejected, "stale", s.Stale, "spoolDropped", s.SpoolDropped)
 }
 
 // sendLoop delivers whatever the spool holds, waking on each new sample.
@@ -328,6 +330,7 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			a.sent.Add(uint64(len(recs)))
 			a.accepted.Add(uint64(max(res.result.Accepted, 0)))
 			a.duplicates.Add(uint64(max(res.result.Duplicates, 0)))
+			a.stale.Add(uint64(max(res.result.Stale, 0)))
 			if failures > 0 {
 				a.logger.Info("ingest reachable again", "attempts", failures+1)
 			}
@@ -335,6 +338,10 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			if n := res.result.InstancesOverLimit; n > 0 {
 				a.logger.Warn("ingest stored the batch but left out new instances: this server is at its instance limit", "instances", n,
 					"hint", "give instances stable names (instance ids come from server id + name, so names that change per deploy make new ones), or raise VITALS_MAX_INSTANCES_PER_SERVER on the ingest function")
+			}
+			if n := res.result.Stale; n > 0 {
+				a.logger.Warn("ingest dropped samples as too old", "samples", n,
+					"hint", "they waited in the spool longer than the ingest function's VITALS_MAX_SAMPLE_AGE (default 7d); keep --spool-max-age at or under it")
 			}
 			failures = 0
 			batchSize = max(batchSize, 1)

@@ -40,8 +40,9 @@ type fakeIngest struct {
 	// respond scripts the answer to request n (0-based); nil or a 2xx
 	// status means accept.
 	respond func(n int, w http.ResponseWriter) (status int)
-	// overLimit is the instancesOverLimit every 202 reports.
-	overLimit int
+	// overLimit and stale are the instancesOverLimit and stale counts
+	// every 202 reports.
+	overLimit, stale int
 }
 
 func newFakeIngest(t *testing.T) *fakeIngest {
@@ -90,7 +91,7 @@ func (f *fakeIngest) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res := metric.IngestResult{InstancesOverLimit: f.overLimit}
+	res := metric.IngestResult{InstancesOverLimit: f.overLimit, Stale: f.stale}
 	for _, s := range b.Samples {
 		if f.seen[s.CollectedAt.Unix()] {
 			res.Duplicates++
@@ -484,6 +485,21 @@ func TestInstancesOverLimitLogged(t *testing.T) {
 	}
 	if len(f.stored()) == 0 || !strings.Contains(logs.String(), "at its instance limit") || !strings.Contains(logs.String(), "VITALS_MAX_INSTANCES_PER_SERVER") {
 		t.Fatalf("stored %d, logs:\n%s", len(f.stored()), logs.String())
+	}
+}
+
+// TestStaleLogged: samples ingest dropped as too old (a spool that held
+// them longer than ingest's VITALS_MAX_SAMPLE_AGE) are counted and logged.
+func TestStaleLogged(t *testing.T) {
+	f := newFakeIngest(t)
+	f.stale = 3
+	var logs bytes.Buffer
+	a := newAgent(t, config(t, f, t.TempDir()), &logs)
+	if err := a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "too old") || !strings.Contains(logs.String(), "VITALS_MAX_SAMPLE_AGE") || a.Stats().Stale != 3 {
+		t.Fatalf("stats %+v, logs:\n%s", a.Stats(), logs.String())
 	}
 }
 

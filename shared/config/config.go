@@ -68,6 +68,9 @@ type Config struct {
 	// MaxInstancesPerServer bounds one server's live instances; 0 means the
 	// store's default.
 	MaxInstancesPerServer int
+	// MaxSampleAge is the oldest sample ingest stores; 0 means the store's
+	// default.
+	MaxSampleAge time.Duration
 }
 
 // Load reads the configuration through getenv (os.Getenv in mains, a map in
@@ -153,6 +156,16 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("VITALS_MAX_INSTANCES_PER_SERVER", "%q: want a positive number", v)
 		}
 		c.MaxInstancesPerServer = n
+	}
+	if v := get("VITALS_MAX_SAMPLE_AGE"); v != "" {
+		d, err := metric.ParseDuration(v)
+		if err == nil {
+			err = redisstore.CheckMaxSampleAge(d, c.Tiers)
+		}
+		if err != nil {
+			bad("VITALS_MAX_SAMPLE_AGE", "%v (want e.g. 7d, at most the longest tier's retention)", err)
+		}
+		c.MaxSampleAge = d
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
@@ -248,6 +261,7 @@ func (c Config) StoreConfig() (redisstore.Config, error) {
 	if c.MaxInstancesPerServer > 0 {
 		sc.MaxInstancesPerServer = c.MaxInstancesPerServer
 	}
+	sc.MaxSampleAge = c.MaxSampleAge
 	if sc.URL == "" {
 		return redisstore.Config{}, errors.New("configuration: VITALS_REDIS_URL is empty")
 	}

@@ -38,14 +38,15 @@ func TestAllSet(t *testing.T) {
 		"VITALS_TIERS": "10s:1h,1m:6h,5m:24h,30m:7d,6h:90d", "VITALS_PERIODS": "1h,6h,24h,7d,90d",
 		"VITALS_JWT_SECRET": "0123456789abcdef0123", "VITALS_JWT_ISSUER": "iss", "VITALS_JWT_AUDIENCE": "aud",
 		"VITALS_LOG_FORMAT": "text", "VITALS_LOG_LEVEL": "debug", "VITALS_MAX_BODY_BYTES": "2048",
-		"VITALS_MAX_INSTANCES_PER_SERVER": "1000",
+		"VITALS_MAX_INSTANCES_PER_SERVER": "1000", "VITALS_MAX_SAMPLE_AGE": "30d",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc, _ := c.StoreConfig()
 	if c.Addr != "127.0.0.1:9000" || sc.URL != "redis://:pw@10.0.0.1:6380/2" || sc.Prefix != "prod:" || len(sc.Tiers) != 5 ||
-		len(sc.Periods) != 5 || c.MaxBodyBytes != 2048 || c.LogLevel != slog.LevelDebug || sc.MaxInstancesPerServer != 1000 {
+		len(sc.Periods) != 5 || c.MaxBodyBytes != 2048 || c.LogLevel != slog.LevelDebug || sc.MaxInstancesPerServer != 1000 ||
+		sc.MaxSampleAge != 30*24*time.Hour {
 		t.Fatalf("%+v %+v", c, sc)
 	}
 	// Secrets never print.
@@ -91,6 +92,9 @@ func TestErrors(t *testing.T) {
 		{map[string]string{"VITALS_MAX_BODY_BYTES": "-1"}, "VITALS_MAX_BODY_BYTES"},
 		{map[string]string{"VITALS_MAX_BODY_BYTES": "1MB"}, "VITALS_MAX_BODY_BYTES"},
 		{map[string]string{"VITALS_MAX_INSTANCES_PER_SERVER": "0"}, "VITALS_MAX_INSTANCES_PER_SERVER"},
+		{map[string]string{"VITALS_MAX_SAMPLE_AGE": "30d"}, "VITALS_MAX_SAMPLE_AGE: max sample age 30d is longer than the longest tier's retention 7d"},
+		{map[string]string{"VITALS_MAX_SAMPLE_AGE": "10m"}, "under 1h"},
+		{map[string]string{"VITALS_MAX_SAMPLE_AGE": "soon"}, "VITALS_MAX_SAMPLE_AGE"},
 	}
 	for _, tc := range tests {
 		_, err := config.Load(envOf(tc.env))

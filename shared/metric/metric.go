@@ -211,7 +211,8 @@ type IngestResult struct {
 	Accepted int `json:"accepted"`
 	// Duplicates were already stored (same server and collectedAt second).
 	Duplicates int `json:"duplicates"`
-	// Stale samples were older than the longest retention and were dropped.
+	// Stale samples were older than the store's sample-age horizon (at
+	// most the longest retention) and were dropped.
 	Stale int `json:"stale"`
 	// InstancesOverLimit counts new instances whose readings were not
 	// stored because their server already has as many live instances as

@@ -21,7 +21,8 @@ import (
 //
 // KEYS: tier keys (T, finest first), latest key, seen bitmaps (one per day).
 // ARGV: spec, T, now, channel, longest retention, snapshot ts, snapshot
-// JSON, T × (resolution, retention), then per sample (oldest first):
+// JSON, sample-age horizon, T × (resolution, retention), then per sample
+// (oldest first):
 // ts, seen index (0-based), live JSON, one value per spec field.
 // Returns {accepted, duplicates}.
 const ingestLua = `
@@ -32,11 +33,12 @@ local channel = ARGV[4]
 local longest = tonumber(ARGV[5])
 local snapTs = tonumber(ARGV[6])
 local snap = ARGV[7]
+local horizon = tonumber(ARGV[8])
 local nf = string.len(spec)
 local kinds = {}
 for i = 1, nf do kinds[i] = string.sub(spec, i, i) end
 local res, ret = {}, {}
-local p = 8
+local p = 9
 for t = 1, T do
   res[t] = tonumber(ARGV[p]); ret[t] = tonumber(ARGV[p + 1]); p = p + 2
 end
@@ -200,8 +202,9 @@ while q + stride - 1 <= #ARGV do
     if not expired[sk] then
       expired[sk] = true
       -- relative to the caller's clock, not Redis's: the bitmap must
-      -- outlive every sample of its day by the longest retention
-      redis.call('EXPIRE', sk, math.max(1, ts - ts % 86400 + 86400 + longest - now))
+      -- outlive every sample of its day by the sample-age horizon, past
+      -- which the caller drops a re-sent sample as stale before it gets here
+      redis.call('EXPIRE', sk, math.max(1, ts - ts % 86400 + 86400 + horizon - now))
     end
     local nv = {}
     for i = 1, nf do
@@ -283,7 +286,9 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 		return res, metric.Errorf(metric.ErrInvalid, "invalid server id")
 	}
 	now := s.now()
-	cutoff := now.Add(-s.longest)
+	// Older than the horizon, a sample's seen bitmap may be gone, so a
+	// re-send would count it twice in the rollups: drop it instead.
+	cutoff := now.Add(-s.horizon)
 	batch := make([]*metric.Sample, 0, len(samples))
 	for i := range samples {
 		if samples[i].CollectedAt.Before(cutoff) {
@@ -542,8 +547,8 @@ func (s *Store) scriptHead(tag, spec, channel string, now time.Time, snapAt time
 		}
 		dayIdx[i] = idx
 	}
-	args = make([]any, 0, 7+2*len(s.tiers)+len(times)*(3+len(spec)))
-	args = append(args, spec, len(s.tiers), now.Unix(), channel, int64(s.longest/time.Second), snapAt.Unix(), snap)
+	args = make([]any, 0, 8+2*len(s.tiers)+len(times)*(3+len(spec)))
+	args = append(args, spec, len(s.tiers), now.Unix(), channel, int64(s.longest/time.Second), snapAt.Unix(), snap, int64(s.horizon/time.Second))
 	for _, t := range s.tiers {
 		args = append(args, int64(t.Resolution/time.Second), int64(t.Retention/time.Second))
 	}

@@ -56,6 +56,15 @@ type Config struct {
 	// retention, so without a bound a reporter whose instance names churn
 	// (or a compromised host key) could grow Redis without limit.
 	MaxInstancesPerServer int
+	// MaxSampleAge is how old a sample may be and still be stored; older
+	// ones are dropped and counted as stale. It is also how long the
+	// per-day idempotency bitmaps (10,800 B per series and day) are kept,
+	// so it, not the longest retention, sets their memory. Default: the
+	// longest retention, at most DefaultMaxSampleAge. More than the
+	// longest retention is an error (an older sample would fall in no
+	// tier), and so is less than an hour (a reporter back from a short
+	// outage would have its spooled samples dropped).
+	MaxSampleAge time.Duration
 	// Lazy makes Open succeed while Redis does not answer (logging a
 	// warning): every call then fails with ErrUnavailable until Redis is
 	// back, and the client reconnects by itself. Functions want this: a
@@ -64,6 +73,11 @@ type Config struct {
 	// lets reporters re-send. Tools (vitalsctl) want the error at once.
 	Lazy bool
 }
+
+// DefaultMaxSampleAge caps Config.MaxSampleAge's default. It matches the
+// reporter spool's default age bound: a reporter never holds a sample
+// longer, so a longer tier (e.g. 6h:90d) need not keep 90 days of bitmaps.
+const DefaultMaxSampleAge = 7 * 24 * time.Hour
 
 // DefaultMaxInstancesPerServer is Config.MaxInstancesPerServer's default.
 const DefaultMaxInstancesPerServer = 256
@@ -86,6 +100,25 @@ func DefaultConfig() Config {
 
 		MaxInstancesPerServer: DefaultMaxInstancesPerServer,
 	}
+}
+
+// CheckMaxSampleAge says why age cannot be Config.MaxSampleAge with these
+// tiers (DefaultTiers when empty), or returns nil.
+func CheckMaxSampleAge(age time.Duration, tiers []Tier) error {
+	if len(tiers) == 0 {
+		tiers = DefaultTiers
+	}
+	var longest time.Duration
+	for _, t := range tiers {
+		longest = max(longest, t.Retention)
+	}
+	switch {
+	case age < time.Hour:
+		return fmt.Errorf("max sample age %s is under 1h: a reporter back from a short outage would have its spooled samples dropped", metric.FormatDuration(age))
+	case age > longest:
+		return fmt.Errorf("max sample age %s is longer than the longest tier's retention %s: older samples would fall in no tier", metric.FormatDuration(age), metric.FormatDuration(longest))
+	}
+	return nil
 }
 
 // ParseTiers parses "10s:1h,1m:6h,5m:24h,30m:7d" (resolution:retention,
@@ -167,7 +200,8 @@ type Store struct {
 	maxInstances int
 	now          func() time.Time
 	logger       *slog.Logger
-	longest      time.Duration // longest retention: idempotency and index horizon
+	longest      time.Duration // longest retention: index and snapshot horizon
+	horizon      time.Duration // MaxSampleAge: stale cutoff and bitmap lifetime
 }
 
 var (
@@ -213,6 +247,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, maxInstances: cfg.MaxInstancesPerServer, now: cfg.Now, logger: logger}
 	for _, t := range tiers {
 		s.longest = max(s.longest, t.Retention)
+	}
+	s.horizon = min(s.longest, DefaultMaxSampleAge)
+	if cfg.MaxSampleAge > 0 {
+		if err := CheckMaxSampleAge(cfg.MaxSampleAge, tiers); err != nil {
+			_ = rdb.Close()
+			return nil, err
+		}
+		s.horizon = cfg.MaxSampleAge
 	}
 	s.periods = slices.Clone(metric.StandardPeriods)
 	for _, p := range cfg.Periods {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -289,6 +290,51 @@ func TestRetentionAndStale(t *testing.T) {
 			if ttl := s.Client().TTL(ctx, k).Val(); ttl <= 0 {
 				t.Errorf("key %s has no TTL (%s)", k, ttl)
 			}
+		}
+	})
+}
+
+// TestSampleAgeHorizon: with a 90-day tier, samples older than the
+// sample-age horizon (7 days by default) are stale, and the idempotency
+// bitmaps live for the horizon, not for 90 days; a re-send inside the
+// horizon is still a duplicate.
+func TestSampleAgeHorizon(t *testing.T) {
+	long := append(slices.Clone(DefaultTiers), Tier{6 * time.Hour, 90 * 24 * time.Hour})
+	suite(t, func(t *testing.T, b backend) {
+		for _, tc := range []struct {
+			name    string
+			age     time.Duration // Config.MaxSampleAge; 0 is the default
+			horizon time.Duration
+		}{
+			{"default", 0, 7 * 24 * time.Hour},
+			{"30d", 30 * 24 * time.Hour, 30 * 24 * time.Hour},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, c := openOn(t, b, func(cfg *Config) { cfg.Tiers = long; cfg.MaxSampleAge = tc.age })
+				ctx := context.Background()
+				id := "horizon-" + tc.name
+				inside := sample(c.t.Add(-tc.horizon+time.Hour), 10)
+				outside := sample(c.t.Add(-tc.horizon-time.Hour), 20)
+				if res := mustIngest(t, s, id, []metric.Sample{outside, inside}); res != (metric.IngestResult{Accepted: 1, Stale: 1}) {
+					t.Fatalf("first send: %+v", res)
+				}
+				// Re-sent just before it leaves the horizon: a duplicate.
+				c.t = c.t.Add(50 * time.Minute)
+				if res := mustIngest(t, s, id, []metric.Sample{inside}); res != (metric.IngestResult{Duplicates: 1}) {
+					t.Fatalf("re-send inside the horizon: %+v", res)
+				}
+				c.t = c.t.Add(20 * time.Minute)
+				if res := mustIngest(t, s, id, []metric.Sample{inside}); res != (metric.IngestResult{Stale: 1}) {
+					t.Fatalf("re-send past the horizon: %+v", res)
+				}
+				day := inside.CollectedAt.Unix() / 86400
+				ttl := s.Client().TTL(ctx, seenKey(s.serverTag(id), day)).Val()
+				// Its day's end plus the horizon, counted from the first send.
+				end := time.Unix((day+1)*86400, 0).Add(tc.horizon)
+				if want := end.Sub(c.t.Add(-70 * time.Minute)); ttl <= 0 || ttl > want {
+					t.Errorf("bitmap TTL %s, want at most %s", ttl, want)
+				}
+			})
 		}
 	})
 }
@@ -764,6 +810,18 @@ func TestConfigParsing(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), Config{URL: "redis://127.0.0.1:1", Prefix: "a{b"}, nil); err == nil {
 		t.Error("prefix with a brace accepted")
+	}
+	for age, want := range map[time.Duration]string{
+		30 * time.Minute:    "under 1h",
+		8 * 24 * time.Hour:  "longer than the longest tier's retention 7d",
+		90 * 24 * time.Hour: "longer than the longest tier's retention 7d",
+	} {
+		if _, err := Open(context.Background(), Config{URL: "redis://127.0.0.1:1", MaxSampleAge: age}, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("MaxSampleAge %s: %v, want %q", age, err, want)
+		}
+	}
+	if err := CheckMaxSampleAge(time.Hour, nil); err != nil {
+		t.Errorf("1h: %v", err)
 	}
 }
 
