@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -17,9 +18,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/vitals-dev/vitals/infra/sam"
+	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/lambdahttp"
 	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/redisstore"
 )
 
 // TestTemplateFunctions checks what every function must have for the
@@ -506,6 +509,64 @@ func TestEnvLocal(t *testing.T) {
 		if u := vars["VITALS_REDIS_URL"]; !strings.Contains(u, "host.docker.internal") {
 			t.Errorf("env.local.json: %s.VITALS_REDIS_URL = %q, want a host.docker.internal URL (the function runs in Docker)", id, u)
 		}
+	}
+}
+
+// TestTemplateDefaultsLoad: each function's environment, with every
+// parameter at its default, is a configuration the function starts with
+// (tiers, periods and sample age agree), and every default matches its
+// parameter's AllowedPattern, so a stack deployed with defaults comes up.
+func TestTemplateDefaultsLoad(t *testing.T) {
+	tpl := loadTemplate(t)
+	params := sam.Map(tpl.Doc["Parameters"])
+	for name, p := range params {
+		pat, _ := sam.Map(p)["AllowedPattern"].(string)
+		d, has := sam.Map(p)["Default"]
+		if pat == "" || !has {
+			continue
+		}
+		if !regexp.MustCompile(pat).MatchString(fmt.Sprint(d)) {
+			t.Errorf("parameter %s: default %q does not match its AllowedPattern %s", name, d, pat)
+		}
+	}
+	// A longer tier and the period it serves pass the patterns too.
+	for name, v := range map[string]string{"Tiers": "10s:1h,1m:6h,5m:24h,30m:7d,6h:90d", "Periods": "1h,6h,24h,7d,90d", "MaxSampleAge": "30d"} {
+		if pat, _ := sam.Map(params[name])["AllowedPattern"].(string); !regexp.MustCompile(pat).MatchString(v) {
+			t.Errorf("parameter %s: %q does not match its AllowedPattern %s", name, v, pat)
+		}
+	}
+	for _, f := range tpl.Functions {
+		t.Run(f.LogicalID, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range f.Env() {
+				switch {
+				case k == "VITALS_REDIS_URL":
+					// No default: a closed local port, so Open only checks
+					// the configuration and starts lazily.
+					env[k] = "redis://127.0.0.1:1"
+				case sam.IntrinsicName(v) == "Ref":
+					if d, ok := sam.Map(params[fmt.Sprint(sam.Map(v)["Ref"])])["Default"]; ok {
+						env[k] = fmt.Sprint(d)
+					}
+				case sam.IntrinsicName(v) == "":
+					env[k] = fmt.Sprint(v)
+				}
+			}
+			c, err := config.Load(func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatalf("defaults %v: %v", env, err)
+			}
+			sc, err := c.StoreConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.Lazy = true
+			s, err := redisstore.Open(context.Background(), sc, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatalf("store with the default tiers and periods: %v", err)
+			}
+			_ = s.Close()
+		})
 	}
 }
 

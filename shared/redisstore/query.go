@@ -87,9 +87,19 @@ func (s *Store) LatestServer(ctx context.Context, serverID string) (metric.Serve
 	return metric.RawServerMetric(serverID, &snap.Sample, s.tiers[0].Resolution), nil
 }
 
-// Instance implements metric.Store.
+// Instance implements metric.Store. An entry not seen within the longest
+// retention is not found, whether or not ingest has pruned it yet.
 func (s *Store) Instance(ctx context.Context, instanceID string) (metric.InstanceInfo, error) {
-	raw, err := s.rdb.HGet(ctx, s.instancesKey(), instanceID).Bytes()
+	pipe := s.rdb.Pipeline()
+	ref := pipe.HGet(ctx, s.instancesKey(), instanceID)
+	seen := pipe.ZScore(ctx, s.instancesSeenKey(), instanceID)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return metric.InstanceInfo{}, s.wrap(fmt.Errorf("instance: %w", err))
+	}
+	if at, err := seen.Result(); err == nil && int64(at) < s.now().Add(-s.longest).UnixMilli() {
+		return metric.InstanceInfo{}, notFound("instance")
+	}
+	raw, err := ref.Bytes()
 	return s.instanceInfo(instanceID, raw, err)
 }
 
@@ -167,31 +177,28 @@ func (s *Store) LatestInstance(ctx context.Context, instanceID string) (metric.I
 	return m, nil
 }
 
-// Servers implements metric.Store. Entries not seen within the longest
-// retention are pruned here, so the index does not grow without bound.
+// Servers implements metric.Store: the servers and instances seen within
+// the longest retention. It only reads: ingest prunes the index, so a
+// process configured with shorter tiers (a streamer without VITALS_TIERS)
+// hides old entries from its own answer but never deletes them.
 func (s *Store) Servers(ctx context.Context) ([]metric.ServerInfo, error) {
-	cutoff := "(" + strconv.FormatInt(s.now().Add(-s.longest).UnixMilli(), 10)
-	gone, err := s.rdb.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: "-inf", Max: cutoff}).Result()
-	if err != nil {
-		return nil, s.wrap(fmt.Errorf("servers: %w", err))
-	}
+	cutoff := strconv.FormatInt(s.now().Add(-s.longest).UnixMilli(), 10)
 	pipe := s.rdb.Pipeline()
-	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", cutoff)
-	if len(gone) > 0 {
-		pipe.HDel(ctx, s.instancesKey(), gone...)
-		members := make([]any, len(gone))
-		for i, g := range gone {
-			members[i] = g
-		}
-		pipe.ZRem(ctx, s.instancesSeenKey(), members...)
-	}
-	servers := pipe.ZRevRangeWithScores(ctx, s.serversKey(), 0, -1)
+	servers := pipe.ZRevRangeByScoreWithScores(ctx, s.serversKey(), &redis.ZRangeBy{Min: cutoff, Max: "+inf"})
+	live := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: cutoff, Max: "+inf"})
 	instances := pipe.HGetAll(ctx, s.instancesKey())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, s.wrap(fmt.Errorf("servers: %w", err))
 	}
+	isLive := make(map[string]bool, len(live.Val()))
+	for _, id := range live.Val() {
+		isLive[id] = true
+	}
 	byServer := map[string][]metric.InstanceInfo{}
 	for id, raw := range instances.Val() {
+		if !isLive[id] {
+			continue
+		}
 		var ref instanceRef
 		if json.Unmarshal([]byte(raw), &ref) != nil {
 			continue

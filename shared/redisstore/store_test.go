@@ -439,7 +439,8 @@ func TestInstancesAndIndex(t *testing.T) {
 			t.Errorf("Servers: %+v", servers)
 		}
 
-		// After the longest retention without a report, the index forgets.
+		// After the longest retention without a report, the index forgets
+		// (the entries are hidden at once and deleted by the next ingest).
 		c.t = at.Add(7*24*time.Hour + 3*time.Second)
 		servers, err = s.Servers(ctx)
 		if err != nil || len(servers) != 1 || servers[0].ID != "other" {
@@ -458,6 +459,50 @@ func TestInstancesAndIndex(t *testing.T) {
 		}
 		if _, err := s.LatestInstance(ctx, unknown); !errors.Is(err, metric.ErrNotFound) {
 			t.Errorf("LatestInstance unknown: %v", err)
+		}
+	})
+}
+
+// TestServersOnlyReads: a process with shorter tiers than ingest (a
+// streamer started without VITALS_TIERS) hides servers and instances older
+// than its own horizon, but does not delete them from the shared index.
+func TestServersOnlyReads(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		url, prefix := b.open(t)
+		c := &clock{t: base}
+		open := func(tiers []Tier) *Store {
+			cfg := DefaultConfig()
+			cfg.URL, cfg.Prefix, cfg.Now = url, prefix, c.Now
+			if tiers != nil {
+				cfg.Tiers = tiers
+			}
+			s, err := Open(ctx, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		long := open(append(slices.Clone(DefaultTiers), Tier{6 * time.Hour, 90 * 24 * time.Hour}))
+		short := open(nil)
+		id := metric.InstanceUUID("quiet", "db")
+		smp := sample(base, 1)
+		smp.Instances = []metric.InstanceSample{{InstanceID: id, Name: "db"}}
+		mustIngest(t, long, "quiet", []metric.Sample{smp})
+		c.t = base.Add(8 * 24 * time.Hour)
+		if got, err := short.Servers(ctx); err != nil || len(got) != 0 {
+			t.Errorf("7d store lists a server idle for 8 days: %+v %v", got, err)
+		}
+		if _, err := short.Instance(ctx, id); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("7d store finds an instance idle for 8 days: %v", err)
+		}
+		got, err := long.Servers(ctx)
+		if err != nil || len(got) != 1 || got[0].ID != "quiet" || len(got[0].Instances) != 1 {
+			t.Fatalf("90d store after the 7d store listed: %+v %v", got, err)
+		}
+		if info, err := long.Instance(ctx, id); err != nil || info.Name != "db" {
+			t.Errorf("90d store's instance: %+v %v", info, err)
 		}
 	})
 }
