@@ -288,10 +288,10 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	now := s.now()
 	// Older than the horizon, a sample's seen bitmap may be gone, so a
 	// re-send would count it twice in the rollups: drop it instead.
-	cutoff := now.Add(-s.horizon)
+	oldest := now.Add(-s.horizon)
 	batch := make([]*metric.Sample, 0, len(samples))
 	for i := range samples {
-		if samples[i].CollectedAt.Before(cutoff) {
+		if samples[i].CollectedAt.Before(oldest) {
 			res.Stale++
 			continue
 		}
@@ -360,7 +360,9 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 		calls[i] = ingestScript.EvalSha(ctx, pipe, w.keys, w.args...)
 	}
 	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
-	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+strconv.FormatInt(cutoff.UnixMilli(), 10))
+	// The index keeps a server for the longest retention (its history
+	// lives that long), not for the shorter sample-age horizon.
+	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+strconv.FormatInt(now.Add(-s.longest).UnixMilli(), 10))
 	pipe.Expire(ctx, s.serversKey(), s.longest)
 	if len(gone) > 0 {
 		members := make([]any, len(gone))

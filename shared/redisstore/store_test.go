@@ -497,9 +497,14 @@ func TestServersOnlyReads(t *testing.T) {
 		if _, err := short.Instance(ctx, id); !errors.Is(err, metric.ErrNotFound) {
 			t.Errorf("7d store finds an instance idle for 8 days: %v", err)
 		}
+		// Another server's ingest prunes the index with the 90d horizon,
+		// not the 7d sample-age one.
+		busy := sample(c.t, 2)
+		busy.Instances = []metric.InstanceSample{{InstanceID: metric.InstanceUUID("busy", "web"), Name: "web"}}
+		mustIngest(t, long, "busy", []metric.Sample{busy})
 		got, err := long.Servers(ctx)
-		if err != nil || len(got) != 1 || got[0].ID != "quiet" || len(got[0].Instances) != 1 {
-			t.Fatalf("90d store after the 7d store listed: %+v %v", got, err)
+		if err != nil || len(got) != 2 || got[1].ID != "quiet" || len(got[1].Instances) != 1 {
+			t.Fatalf("90d store after the 7d store listed and another server reported: %+v %v", got, err)
 		}
 		if info, err := long.Instance(ctx, id); err != nil || info.Name != "db" {
 			t.Errorf("90d store's instance: %+v %v", info, err)
