@@ -71,7 +71,8 @@ bench-streamer: ## streamer fan-out: 10,000 WebSocket + 100 SSE clients (localde
 # package's testdata/fuzz/ and then run as ordinary regression tests.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzDecodeBatch:./shared/metric FuzzVerifyRequest:./shared/auth \
-	FuzzIngestHandler:./shared/httpapi FuzzOpenDamagedSegment:./reporter/spool
+	FuzzIngestHandler:./shared/httpapi FuzzOpenDamagedSegment:./reporter/spool \
+	FuzzWebSocketCommand:./streamer
 
 .PHONY: fuzz
 fuzz: ## fuzz every network- or disk-facing parser for FUZZTIME (30s) each

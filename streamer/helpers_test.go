@@ -26,7 +26,7 @@ var secret = []byte("streamer-test-secret-0123456789abcdef")
 
 // env is a streamer on a real Redis (with the real store) behind httptest.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  *redisstore.Store
 	srv    *streamer.Server
 	http   *httptest.Server
@@ -34,13 +34,13 @@ type env struct {
 	prefix string
 }
 
-func newEnv(t *testing.T, cfg streamer.Config) *env {
+func newEnv(t testing.TB, cfg streamer.Config) *env {
 	t.Helper()
 	r := redistest.New(t)
 	return newEnvOn(t, r.URL, r.Prefix, cfg)
 }
 
-func newEnvOn(t *testing.T, url, prefix string, cfg streamer.Config) *env {
+func newEnvOn(t testing.TB, url, prefix string, cfg streamer.Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	store, err := redisstore.Open(ctx, redisstore.Config{URL: url, Prefix: prefix}, nil)
@@ -121,15 +121,21 @@ type client struct {
 
 func (e *env) dial() *client {
 	e.t.Helper()
+	return e.dialFor(e.t)
+}
+
+// dialFor is dial for a test other than the one that made e (a fuzz input).
+func (e *env) dialFor(t testing.TB) *client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, e.ws, nil)
 	if err != nil {
-		e.t.Fatalf("dial: %v", err)
+		t.Fatalf("dial: %v", err)
 	}
 	conn.SetReadLimit(1 << 20)
-	e.t.Cleanup(func() { _ = conn.CloseNow() })
-	return &client{t: e.t, conn: conn}
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	return &client{t: t, conn: conn}
 }
 
 func (c *client) send(msg string) {
