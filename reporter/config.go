@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/vitals-dev/vitals/reporter/collector"
@@ -170,7 +169,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("interval %s: must be at least 1s (the ingest keeps one sample per second)", c.Interval)
 	}
 	if c.IngestURL != "" {
-		if err := checkIngestURL(c.IngestURL); err != nil {
+		if err := metric.CheckIngestURL(c.IngestURL); err != nil {
 			return err
 		}
 	}
@@ -207,15 +206,4 @@ func validHostKey(k []byte) bool {
 	}
 	_, err := hex.DecodeString(string(k))
 	return err == nil
-}
-
-func checkIngestURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("ingest url %q: must be an absolute http(s) URL such as https://vitals.example.com/api/ingest", s)
-	}
-	if u.User != nil {
-		return fmt.Errorf("ingest url: must not carry credentials; requests are signed with the host key")
-	}
-	return nil
 }

@@ -93,8 +93,8 @@ func hostAdd(ctx context.Context, args []string, getenv func(string) string, std
 	// would have to be rotated again.
 	ingestURL := st.get("ingest-url", *ingestFlag, "VITALS_INGEST_URL", "")
 	if ingestURL != "" {
-		if u, err := url.Parse(ingestURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return usagef("host add: --ingest-url %q: want an absolute http(s) URL such as https://vitals.example.com/api/ingest", ingestURL)
+		if err := metric.CheckIngestURL(ingestURL); err != nil {
+			return usagef("host add: --ingest-url: %v", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)

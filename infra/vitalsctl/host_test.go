@@ -95,6 +95,9 @@ func TestHostLifecycle(t *testing.T) {
 	}
 	_, _, err = cli(t, env, "host", "add", "web-3", "--ingest-url", "vitals.example.com")
 	wantUsage(t, err, "absolute http(s) URL")
+	// Credentials the reporter would refuse at start are refused here too.
+	_, _, err = cli(t, env, "host", "add", "web-3", "--ingest-url", "https://u:p@vitals.example.com/api/ingest")
+	wantUsage(t, err, "must not carry credentials")
 	if _, err := storedKey(t, env, "web-3"); !errors.Is(err, metric.ErrNotFound) {
 		t.Fatalf("bad --ingest-url still enrolled the host: %v", err)
 	}

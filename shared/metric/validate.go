@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -27,6 +28,24 @@ func ValidServerID(id string) bool {
 func CheckServerID(id string) error {
 	if !ValidServerID(id) {
 		return Errorf(ErrInvalid, "server id %q: must be 1-128 characters of letters, digits, '.', '_' or '-'", id)
+	}
+	return nil
+}
+
+// CheckIngestURL says why s cannot be a reporter's ingest endpoint, or
+// returns nil. vitalsctl checks the URL it prints into a reporter's env
+// file with it, so that file never holds one the reporter refuses.
+func CheckIngestURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		shown := s
+		if err == nil {
+			shown = u.Redacted() // a password is never echoed
+		}
+		return fmt.Errorf("ingest url %q: must be an absolute http(s) URL such as https://vitals.example.com/api/ingest", shown)
+	}
+	if u.User != nil {
+		return fmt.Errorf("ingest url: must not carry credentials; requests are signed with the host key")
 	}
 	return nil
 }

@@ -221,3 +221,23 @@ func TestPointIDAndRawMetrics(t *testing.T) {
 		t.Errorf("RawInstanceMetric = %+v", im)
 	}
 }
+
+func TestCheckIngestURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://vitals.example.com/api/ingest": "",
+		"http://127.0.0.1:8080/api/ingest":      "",
+		"vitals.example.com/api/ingest":         "absolute http(s) URL",
+		"ftp://vitals.example.com/api/ingest":   "absolute http(s) URL",
+		"https:///api/ingest":                   "absolute http(s) URL",
+		"https://u:p@vitals.example.com/":       "must not carry credentials",
+		"ftp://u:p@vitals.example.com/":         "absolute http(s) URL",
+	} {
+		err := metric.CheckIngestURL(in)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckIngestURL(%q) = %v, want %q", in, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "u:p") {
+			t.Errorf("CheckIngestURL(%q) echoes credentials: %v", in, err)
+		}
+	}
+}
