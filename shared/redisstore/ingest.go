@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -362,7 +361,7 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
 	// The index keeps a server for the longest retention (its history
 	// lives that long), not for the shorter sample-age horizon.
-	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+strconv.FormatInt(now.Add(-s.longest).UnixMilli(), 10))
+	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+itoa(s.liveSince(now)))
 	pipe.Expire(ctx, s.serversKey(), s.longest)
 	if len(gone) > 0 {
 		members := make([]any, len(gone))
@@ -420,7 +419,7 @@ const pruneBatch = 256
 // overshoot the limit by one batch's worth; never more.
 func (s *Store) claimInstances(ctx context.Context, serverID string, ids []string, byInstance map[string][]instanceReading, samples []metric.Sample, now time.Time) (gone, over []string, err error) {
 	own := s.serverInstancesKey(serverID)
-	cutoff := "(" + strconv.FormatInt(now.Add(-s.longest).UnixMilli(), 10)
+	cutoff := "(" + itoa(s.liveSince(now))
 	pipe := s.rdb.Pipeline()
 	claimed := make([]*redis.BoolCmd, len(ids))
 	for i, id := range ids {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,7 +95,7 @@ func (s *Store) Instance(ctx context.Context, instanceID string) (metric.Instanc
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return metric.InstanceInfo{}, s.wrap(fmt.Errorf("instance: %w", err))
 	}
-	if at, err := seen.Result(); err == nil && int64(at) < s.now().Add(-s.longest).UnixMilli() {
+	if at, err := seen.Result(); err == nil && int64(at) < s.liveSince(s.now()) {
 		return metric.InstanceInfo{}, notFound("instance")
 	}
 	raw, err := ref.Bytes()
@@ -182,7 +181,7 @@ func (s *Store) LatestInstance(ctx context.Context, instanceID string) (metric.I
 // process configured with shorter tiers (a streamer without VITALS_TIERS)
 // hides old entries from its own answer but never deletes them.
 func (s *Store) Servers(ctx context.Context) ([]metric.ServerInfo, error) {
-	cutoff := strconv.FormatInt(s.now().Add(-s.longest).UnixMilli(), 10)
+	cutoff := itoa(s.liveSince(s.now()))
 	pipe := s.rdb.Pipeline()
 	servers := pipe.ZRevRangeByScoreWithScores(ctx, s.serversKey(), &redis.ZRangeBy{Min: cutoff, Max: "+inf"})
 	live := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: cutoff, Max: "+inf"})

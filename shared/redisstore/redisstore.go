@@ -108,10 +108,7 @@ func CheckMaxSampleAge(age time.Duration, tiers []Tier) error {
 	if len(tiers) == 0 {
 		tiers = DefaultTiers
 	}
-	var longest time.Duration
-	for _, t := range tiers {
-		longest = max(longest, t.Retention)
-	}
+	longest := longestRetention(tiers)
 	switch {
 	case age < time.Hour:
 		return fmt.Errorf("max sample age %s is under 1h: a reporter back from a short outage would have its spooled samples dropped", metric.FormatDuration(age))
@@ -120,6 +117,22 @@ func CheckMaxSampleAge(age time.Duration, tiers []Tier) error {
 	}
 	return nil
 }
+
+// longestRetention is how long the longest tier keeps its points: how long
+// a series, and a server's or instance's index entry, outlives its last
+// sample.
+func longestRetention(tiers []Tier) time.Duration {
+	var d time.Duration
+	for _, t := range tiers {
+		d = max(d, t.Retention)
+	}
+	return d
+}
+
+// liveSince is the oldest last-seen time (unix ms) at which a server or
+// instance is still live at now. Ingest prunes index entries older than
+// that; reads hide them.
+func (s *Store) liveSince(now time.Time) int64 { return now.Add(-s.longest).UnixMilli() }
 
 // ParseTiers parses "10s:1h,1m:6h,5m:24h,30m:7d" (resolution:retention,
 // durations as metric.ParseDuration reads them). The result is sorted finest
@@ -245,9 +258,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, err
 	}
 	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, maxInstances: cfg.MaxInstancesPerServer, now: cfg.Now, logger: logger}
-	for _, t := range tiers {
-		s.longest = max(s.longest, t.Retention)
-	}
+	s.longest = longestRetention(tiers)
 	s.horizon = min(s.longest, DefaultMaxSampleAge)
 	if cfg.MaxSampleAge > 0 {
 		if err := CheckMaxSampleAge(cfg.MaxSampleAge, tiers); err != nil {
