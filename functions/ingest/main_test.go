@@ -113,6 +113,21 @@ func TestLambdaIngest(t *testing.T) {
 	}
 }
 
+// post sends raw to the ingest at addr as host web-1, signed with key.
+func post(t *testing.T, addr string, key, raw []byte) *http.Response {
+	t.Helper()
+	ts := time.Now().Unix()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/api/ingest", bytes.NewReader(raw))
+	req.Header.Set(auth.HeaderServer, "web-1")
+	req.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(auth.HeaderSignature, auth.Sign(key, ts, "web-1", raw))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // TestRunHTTP starts the real main on a free port, posts a signed batch and
 // shuts down by cancelling the context.
 func TestRunHTTP(t *testing.T) {
@@ -123,16 +138,7 @@ func TestRunHTTP(t *testing.T) {
 	}
 	env := map[string]string{"VITALS_REDIS_URL": r.URL, "VITALS_REDIS_PREFIX": r.Prefix}
 	p := functest.Start(t, run, env)
-	raw := body(t, 2)
-	ts := time.Now().Unix()
-	req, _ := http.NewRequest("POST", "http://"+p.Addr+"/api/ingest", bytes.NewReader(raw))
-	req.Header.Set(auth.HeaderServer, "web-1")
-	req.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(auth.HeaderSignature, auth.Sign(key, ts, "web-1", raw))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := post(t, p.Addr, key, body(t, 2))
 	var got map[string]int
 	_ = json.NewDecoder(res.Body).Decode(&got)
 	res.Body.Close()
@@ -153,16 +159,7 @@ func TestRunHTTP(t *testing.T) {
 func TestRunRedisUnreachable(t *testing.T) {
 	env := map[string]string{"VITALS_REDIS_URL": "redis://:hunter2-password@127.0.0.1:1"}
 	p := functest.Start(t, run, env)
-	raw := body(t, 1)
-	ts := time.Now().Unix()
-	req, _ := http.NewRequest("POST", "http://"+p.Addr+"/api/ingest", bytes.NewReader(raw))
-	req.Header.Set(auth.HeaderServer, "web-1")
-	req.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(auth.HeaderSignature, auth.Sign([]byte("some-key"), ts, "web-1", raw))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := post(t, p.Addr, []byte("some-key"), body(t, 1))
 	res.Body.Close()
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("Redis down: %d Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
