@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,27 +20,10 @@ import (
 
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redistest"
+	"github.com/vitals-dev/vitals/shared/testlog"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
-
-// syncBuffer lets the test read what the running stack printed.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStackServesRealData runs the whole local stack against a real Redis and
 // checks that the built-in reporter's samples of this very machine come back
@@ -59,7 +41,7 @@ func TestStackServesRealData(t *testing.T) {
 		"VITALS_JWT_SECRET":   "test-secret-test-secret-test-secret",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testlog.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, out, io.Discard) }()
 	t.Cleanup(func() {

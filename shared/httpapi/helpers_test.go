@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 	"github.com/vitals-dev/vitals/shared/redistest"
+	"github.com/vitals-dev/vitals/shared/testlog"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
@@ -31,26 +31,9 @@ type env struct {
 	store  *redisstore.Store
 	ingest http.Handler
 	query  http.Handler
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	server string
 	key    []byte
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newEnv(t testing.TB) *env {
@@ -68,7 +51,7 @@ func newEnvURL(t testing.TB, url, prefix string) *env {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := auth.NewVerifier(auth.VerifierConfig{Secret: secret})
 	if err != nil {

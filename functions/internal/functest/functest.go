@@ -4,14 +4,14 @@
 package functest
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/vitals-dev/vitals/shared/testlog"
 )
 
 // RunFunc is a function's run: the whole process minus os wiring.
@@ -23,7 +23,7 @@ type Process struct {
 	Addr   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   syncBuffer
+	logs   testlog.Buffer
 }
 
 var addrRE = regexp.MustCompile(`"msg":"listening".*"addr":"([^"]+)"`)
@@ -69,21 +69,3 @@ func (p *Process) Stop() error {
 
 // Logs is everything the process logged so far.
 func (p *Process) Logs() string { return p.logs.String() }
-
-// syncBuffer is a bytes.Buffer the process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
