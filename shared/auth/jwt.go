@@ -54,13 +54,21 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	if aud != nil {
 		out.Audience = jwt.ClaimStrings(aud)
 	}
-	for name, dst := range map[string]*string{"iss": &out.Issuer, "sub": &out.Subject, "jti": &out.ID} {
-		if *dst, err = stringClaim(members, name); err != nil {
+	// In a fixed order, so a token with several bad claims always gets the
+	// same message.
+	for _, s := range []struct {
+		name string
+		dst  *string
+	}{{"iss", &out.Issuer}, {"sub", &out.Subject}, {"jti", &out.ID}} {
+		if *s.dst, err = stringClaim(members, s.name); err != nil {
 			return err
 		}
 	}
-	for name, dst := range map[string]**jwt.NumericDate{"exp": &out.ExpiresAt, "nbf": &out.NotBefore, "iat": &out.IssuedAt} {
-		if *dst, err = numericDate(members, name); err != nil {
+	for _, d := range []struct {
+		name string
+		dst  **jwt.NumericDate
+	}{{"exp", &out.ExpiresAt}, {"nbf", &out.NotBefore}, {"iat", &out.IssuedAt}} {
+		if *d.dst, err = numericDate(members, d.name); err != nil {
 			return err
 		}
 	}
@@ -74,7 +82,8 @@ type claimsError struct{ msg string }
 
 func (e *claimsError) Error() string { return e.msg }
 
-// present returns the member name, or nil when it is absent or null.
+// present returns the value of the member name, or nil when it is absent
+// or null.
 func present(members map[string]jsontext.Value, name string) jsontext.Value {
 	v, ok := members[name]
 	if !ok || v.Kind() == 'n' {
@@ -269,7 +278,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 			lifetime, limit = c.ExpiresAt.Sub(c.IssuedAt.Time), v.maxTTL
 		}
 		if lifetime > limit {
-			return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: lifetime %s is longer than the maximum %s (VITALS_JWT_MAX_TTL); mint a shorter-lived token", metric.FormatDuration(lifetime.Truncate(time.Second)), metric.FormatDuration(v.maxTTL))
+			return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: lifetime %s is longer than the maximum %s; mint a shorter-lived token", metric.FormatDuration(lifetime.Truncate(time.Second)), metric.FormatDuration(v.maxTTL))
 		}
 	}
 	return &c, nil
