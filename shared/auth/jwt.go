@@ -278,7 +278,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 			lifetime, limit = c.ExpiresAt.Sub(c.IssuedAt.Time), v.maxTTL
 		}
 		if lifetime > limit {
-			return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: lifetime %s is longer than the maximum %s; mint a shorter-lived token", metric.FormatDuration(lifetime.Truncate(time.Second)), metric.FormatDuration(v.maxTTL))
+			return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: lifetime %s is longer than the maximum %s; mint a shorter-lived token", lifetime.Truncate(time.Second), metric.FormatDuration(v.maxTTL))
 		}
 	}
 	return &c, nil
