@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -259,6 +260,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, metric.Errorf(metric.ErrUnauthorized, "missing token")
 	}
+	if duplicateHeaderName(token) {
+		return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: malformed header: duplicate name (alg, kid… may appear only once)")
+	}
 	var c Claims
 	if tok, err := v.parser.ParseWithClaims(token, &c, v.keyFunc); err != nil {
 		// golang-jwt reports a disallowed algorithm as a bad signature;
@@ -282,6 +286,25 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		}
 	}
 	return &c, nil
+}
+
+// duplicateHeaderName reports whether the token's JOSE header names a
+// member twice. golang-jwt decodes the header with encoding/json, where the
+// last "alg" or "kid" wins; RFC 7515 (4) lets a parser refuse such a header,
+// and refusing it means no other reader of the token can see another
+// algorithm or key than we do. A header that does not decode at all is
+// left to the parser, which reports it as malformed.
+func duplicateHeaderName(token string) bool {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(head, "="))
+	if err != nil {
+		return false
+	}
+	var members map[string]jsontext.Value
+	return errors.Is(jsonv2.Unmarshal(b, &members), jsontext.ErrDuplicateName)
 }
 
 func tokenReason(err error) string {

@@ -379,6 +379,18 @@ func TestVerifyClaimsRFC7519(t *testing.T) {
 		{name: "servers with a number", v: plain, payload: `{"servers":["a",1],"exp":` + exp + `}`, want: "servers"},
 		{name: "claims not an object", v: plain, payload: `["servers"]`, want: "invalid token"},
 	}
+	t.Run("duplicate header name", func(t *testing.T) {
+		enc := base64.RawURLEncoding.EncodeToString
+		for _, header := range []string{`{"alg":"HS256","alg":"HS256"}`, `{"alg":"none","alg":"HS256"}`, `{"alg":"HS256","kid":"a","kid":"b"}`} {
+			signing := enc([]byte(header)) + "." + enc([]byte(`{"servers":["*"],"exp":`+exp+`}`))
+			sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = plain.Verify(signing + "." + enc(sig))
+			wantUnauthorized(t, err, "duplicate name")
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := tc.v.Verify(raw(t, tc.payload))
