@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -52,24 +54,66 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "load":
 			return loadtest.Main(ctx, args[1:], stdout)
 		case "token":
-			secret, _, err := jwtSecret(getenv)
-			if err != nil {
-				return err
-			}
-			tok, err := auth.IssueToken([]byte(secret), []string{"*"}, 24*time.Hour, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, tok)
-			return nil
+			return tokenCmd(args[1:], getenv, stdout, stderr)
 		case "help", "-h", "--help":
-			fmt.Fprintln(stdout, "usage: localdev [token | load [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
+			fmt.Fprintln(stdout, "usage: localdev [token [--servers a,b|'*'] [--ttl 24h] | load [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
 			return nil
 		default:
 			return fmt.Errorf("unknown command %q (try: localdev help)", args[0])
 		}
 	}
 	return serve(ctx, getenv, stdout, stderr)
+}
+
+// tokenCmd is `localdev token [--servers a,b|'*'] [--ttl 24h]`: a token for
+// the local secret, on stdout alone so TOKEN=$(go run ./localdev token)
+// works. Every argument is checked: a token wider than asked for is the
+// one mistake this command must not make quietly.
+func tokenCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("localdev token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	servers := fs.String("servers", "*", "comma-separated server ids the token may read, or '*' for all")
+	ttl := fs.String("ttl", "24h", "how long the token is valid: 30m, 24h, 7d…")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h: the usage is printed, nothing failed
+			return nil
+		}
+		return fmt.Errorf("token: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected argument %q (server ids go in --servers)", fs.Arg(0))
+	}
+	var list []string
+	for _, id := range strings.Split(*servers, ",") {
+		id = strings.TrimSpace(id)
+		switch {
+		case id == "" || slices.Contains(list, id):
+			continue
+		case id != "*" && !metric.ValidServerID(id):
+			return fmt.Errorf("token: --servers: %q is not a server id (letters, digits, '.', '_', '-')", id)
+		}
+		list = append(list, id)
+	}
+	switch {
+	case len(list) == 0:
+		return errors.New("token: --servers: give server ids (a,b) or '*' for all")
+	case len(list) > 1 && slices.Contains(list, "*"):
+		return errors.New("token: --servers: '*' already means every server; give it alone")
+	}
+	d, err := metric.ParseDuration(*ttl)
+	if err != nil {
+		return fmt.Errorf("token: --ttl: want a duration like 1h, 24h or 7d, got %q", *ttl)
+	}
+	secret, _, err := jwtSecret(getenv)
+	if err != nil {
+		return err
+	}
+	tok, err := auth.IssueToken([]byte(secret), list, d, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
 }
 
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -1,5 +1,7 @@
 // Command query is the query function: the REST API over stored metrics
-// (GET /api/servers…, /api/instances…, /api/healthz). It runs under AWS
+// (GET /api/servers…, /api/instances…, /api/healthz). It is also the API
+// Gateway $default route, so it answers every request no other route
+// matches with the documented JSON 404 or 405 (+ Allow). It runs under AWS
 // Lambda when AWS_LAMBDA_RUNTIME_API is set, else as an HTTP server on
 // VITALS_ADDR (default 127.0.0.1:8082).
 package main

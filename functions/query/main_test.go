@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vitals-dev/vitals/functions/internal/functest"
 	"github.com/vitals-dev/vitals/shared/auth"
@@ -206,6 +208,63 @@ func TestRunRedisDownAtStart(t *testing.T) {
 	}
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("after Redis came up: %d", res.StatusCode)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestRunTokenClaims: through the real main on a socket, with
+// VITALS_JWT_MAX_TTL set, a token issued in the future, one whose exp is a
+// string, one whose claims differ from the RFC's only by case, and one that
+// lives longer than the maximum are 401; an ordinary token reads.
+func TestRunTokenClaims(t *testing.T) {
+	_, r := seed(t)
+	p := functest.Start(t, run, map[string]string{
+		"VITALS_REDIS_URL": r.URL, "VITALS_REDIS_PREFIX": r.Prefix,
+		"VITALS_JWT_SECRET": secret, "VITALS_JWT_MAX_TTL": "7d",
+	})
+	now := time.Now()
+	sign := func(c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	exp := now.Add(time.Hour).Unix()
+	tests := []struct {
+		name   string
+		token  string
+		status int
+		msg    string
+	}{
+		{"ordinary", sign(jwt.MapClaims{"servers": []string{"web-1"}, "exp": exp, "iat": now.Unix()}), 200, ""},
+		{"iat in the future", sign(jwt.MapClaims{"servers": []string{"web-1"}, "exp": exp, "iat": now.Add(10 * time.Minute).Unix()}), 401, "issued in the future"},
+		{"exp a string", sign(jwt.MapClaims{"servers": []string{"web-1"}, "exp": strconv.FormatInt(exp, 10)}), 401, "exp"},
+		{"Servers and EXP", sign(jwt.MapClaims{"Servers": []string{"web-1"}, "EXP": exp}), 401, "exp"},
+		{"lifetime over VITALS_JWT_MAX_TTL", sign(jwt.MapClaims{"servers": []string{"web-1"}, "exp": now.Add(30 * 24 * time.Hour).Unix(), "iat": now.Unix()}), 401, "lifetime"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "http://"+p.Addr+"/api/servers/web-1/metrics/latest", nil)
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var body map[string]any
+			if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+				t.Fatalf("not JSON: %v", err)
+			}
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", res.StatusCode, tc.status, body)
+			}
+			if e, _ := body["error"].(string); !strings.Contains(e, tc.msg) {
+				t.Errorf("error %q, want it to mention %q", e, tc.msg)
+			}
+		})
 	}
 	if err := p.Stop(); err != nil {
 		t.Fatalf("run: %v", err)

@@ -222,6 +222,14 @@ func TestLambdaEvents(t *testing.T) {
 			}
 		})
 	}
+	allow := func(methods string) func(*testing.T, result) {
+		return func(t *testing.T, r result) {
+			errorContains(http.StatusMethodNotAllowed, "use "+methods)(t, r)
+			if r.Headers["Allow"] != methods {
+				t.Errorf("Allow = %q, want %q", r.Headers["Allow"], methods)
+			}
+		}
+	}
 	lastSample := fx.now.Add(-3 * time.Second).Format(time.RFC3339) // late-sample.json, the newest
 
 	cases := []struct {
@@ -238,12 +246,6 @@ func TestLambdaEvents(t *testing.T) {
 		{"ingest-invalid-sample", "ingest", errorContains(http.StatusBadRequest, "samples[0].cpuUsagePercent")},
 		{"ingest-bad-gzip", "ingest", errorContains(http.StatusBadRequest, "gzip")},
 		{"ingest-unsupported-encoding", "ingest", errorContains(http.StatusUnsupportedMediaType, "br")},
-		{"ingest-wrong-method", "ingest", func(t *testing.T, r result) {
-			errorContains(http.StatusMethodNotAllowed, "POST")(t, r)
-			if r.Headers["Allow"] != "POST" {
-				t.Errorf("Allow = %q, want POST", r.Headers["Allow"])
-			}
-		}},
 
 		{"query-servers", "query", ok(http.StatusOK, func(t *testing.T, r result) {
 			servers := r.list(t, "servers")
@@ -291,12 +293,27 @@ func TestLambdaEvents(t *testing.T) {
 			}
 		})},
 		{"query-unknown-route", "query", errorContains(http.StatusNotFound, "no such route")},
+
+		// What API Gateway sends the $default route: the query function
+		// answers every unrouted method and path in JSON.
+		{"default-ingest-get", "query", allow("POST")},
+		{"default-post-servers", "query", allow("GET, HEAD")},
+		{"default-streamer-ws", "query", errorContains(http.StatusNotFound, "served by the streamer")},
 	}
+	tpl := loadTemplate(t)
 	used := map[string]bool{}
 	for i, c := range cases {
 		used[c.event] = true
 		t.Run(strconv.Itoa(i)+"-"+c.event, func(t *testing.T) {
-			resp := invoke(t, proxies[c.function], fx.event(t, c.event))
+			ev := fx.event(t, c.event)
+			// The event must be one API Gateway would send, with this
+			// template, to the function the case drives.
+			fn, routeKey, ok := gatewayRoute(tpl, ev.RequestContext.HTTP.Method, ev.RawPath)
+			if !ok || fn != c.function || routeKey != ev.RouteKey || ev.RequestContext.RouteKey != ev.RouteKey {
+				t.Fatalf("template.yaml sends %s %s to %q as route %q; the event says route %q (context %q), the case function %q",
+					ev.RequestContext.HTTP.Method, ev.RawPath, fn, routeKey, ev.RouteKey, ev.RequestContext.RouteKey, c.function)
+			}
+			resp := invoke(t, proxies[c.function], ev)
 			// The runtime sends the response to Lambda as JSON; make sure
 			// it survives that trip as API Gateway will read it.
 			b, err := json.Marshal(resp)

@@ -48,12 +48,21 @@ type Function struct {
 	Routes []Route
 }
 
+// DefaultRoute and DefaultMethod are the Path and Method of an HttpApi
+// event that names neither: SAM makes it API Gateway's $default route,
+// which gets every request no other route matches, whatever its method.
+const (
+	DefaultRoute  = "$default"
+	DefaultMethod = "ANY"
+)
+
 // Route is one HttpApi event of a function.
 type Route struct {
 	// Event is the event's name in the template.
 	Event string
 	// Method is upper case ("GET"); Path uses API Gateway's {param} syntax,
-	// the same as Go 1.22 ServeMux patterns.
+	// the same as Go 1.22 ServeMux patterns. The catch-all event is
+	// DefaultMethod DefaultRoute.
 	Method, Path string
 	// APIID is the logical id the event's ApiId refers to ("" if none).
 	APIID string
@@ -128,8 +137,14 @@ func newFunction(id string, res, globals map[string]any) (Function, error) {
 		p := Map(e["Properties"])
 		method, _ := p["Method"].(string)
 		path, _ := p["Path"].(string)
-		if method == "" || path == "" {
-			return Function{}, fmt.Errorf("resource %s: event %s: HttpApi events need a literal Method and Path", id, ev)
+		_, hasMethod := p["Method"]
+		_, hasPath := p["Path"]
+		switch {
+		case !hasMethod && !hasPath:
+			// SAM's catch-all: API Gateway's $default route, any method.
+			method, path = DefaultMethod, DefaultRoute
+		case method == "" || path == "":
+			return Function{}, fmt.Errorf("resource %s: event %s: HttpApi events need a literal Method and Path, or neither (the $default route)", id, ev)
 		}
 		r := Route{Event: ev, Method: strings.ToUpper(method), Path: path}
 		if ref, ok := Map(p["ApiId"])["Ref"].(string); ok {

@@ -2,13 +2,18 @@ package auth
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vitals-dev/vitals/shared/metric"
@@ -19,6 +24,139 @@ type Claims struct {
 	// Servers lists the server ids the token may read; "*" means all.
 	Servers []string `json:"servers"`
 	jwt.RegisteredClaims
+}
+
+// UnmarshalJSON decodes a token's claims set as RFC 7519 reads it, not as
+// encoding/json would: member names are case-sensitive ("EXP" is not
+// "exp"), a name may appear only once, "exp", "nbf" and "iat" must be JSON
+// numbers (a NumericDate, never a string), "iss", "sub" and "jti" strings,
+// "aud" a string or a list of strings and "servers" a list of strings. A
+// null member counts as absent; other members are ignored. encoding/json
+// (which golang-jwt uses) matches names case-insensitively and lets the last
+// duplicate win, so a signed token could mean one thing to us and another to
+// any other verifier; the parser calls this method instead.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var members map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(b, &members); err != nil {
+		if errors.Is(err, jsontext.ErrDuplicateName) {
+			return &claimsError{"duplicate claim name (a claim may appear only once)"}
+		}
+		return &claimsError{"the claims set is not a JSON object"}
+	}
+	out := Claims{}
+	var err error
+	if out.Servers, err = stringList(members, "servers", false); err != nil {
+		return err
+	}
+	aud, err := stringList(members, "aud", true)
+	if err != nil {
+		return err
+	}
+	if aud != nil {
+		out.Audience = jwt.ClaimStrings(aud)
+	}
+	// In a fixed order, so a token with several bad claims always gets the
+	// same message.
+	for _, s := range []struct {
+		name string
+		dst  *string
+	}{{"iss", &out.Issuer}, {"sub", &out.Subject}, {"jti", &out.ID}} {
+		if *s.dst, err = stringClaim(members, s.name); err != nil {
+			return err
+		}
+	}
+	for _, d := range []struct {
+		name string
+		dst  **jwt.NumericDate
+	}{{"exp", &out.ExpiresAt}, {"nbf", &out.NotBefore}, {"iat", &out.IssuedAt}} {
+		if *d.dst, err = numericDate(members, d.name); err != nil {
+			return err
+		}
+	}
+	*c = out
+	return nil
+}
+
+// claimsError is a claims set that breaks RFC 7519; its message is safe to
+// show the client (it names a claim, never a value).
+type claimsError struct{ msg string }
+
+func (e *claimsError) Error() string { return e.msg }
+
+// present returns the value of the member name, or nil when it is absent
+// or null.
+func present(members map[string]jsontext.Value, name string) jsontext.Value {
+	v, ok := members[name]
+	if !ok || v.Kind() == 'n' {
+		return nil
+	}
+	return v
+}
+
+func stringClaim(members map[string]jsontext.Value, name string) (string, error) {
+	v := present(members, name)
+	if v == nil {
+		return "", nil
+	}
+	var s string
+	if v.Kind() != '"' || jsonv2.Unmarshal(v, &s) != nil {
+		return "", &claimsError{fmt.Sprintf("claim %q must be a string", name)}
+	}
+	return s, nil
+}
+
+// stringList decodes a list of strings; orOne also accepts a single string
+// (RFC 7519's "aud"). It returns nil when the member is absent.
+func stringList(members map[string]jsontext.Value, name string, orOne bool) ([]string, error) {
+	v := present(members, name)
+	if v == nil {
+		return nil, nil
+	}
+	if orOne && v.Kind() == '"' {
+		s, err := stringClaim(members, name)
+		return []string{s}, err
+	}
+	var items []jsontext.Value
+	if v.Kind() == '[' && jsonv2.Unmarshal(v, &items) == nil {
+		out := make([]string, 0, len(items))
+		for _, it := range items {
+			var s string
+			if it.Kind() != '"' || jsonv2.Unmarshal(it, &s) != nil {
+				break
+			}
+			out = append(out, s)
+		}
+		if len(out) == len(items) {
+			return out, nil
+		}
+	}
+	if orOne {
+		return nil, &claimsError{fmt.Sprintf("claim %q must be a string or a list of strings", name)}
+	}
+	return nil, &claimsError{fmt.Sprintf("claim %q must be a list of strings", name)}
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z: a later date is not a date a
+// token means but an overflow waiting to happen.
+const maxNumericDate = 253402300799
+
+// numericDate decodes an RFC 7519 NumericDate: a JSON number of seconds
+// since the epoch, possibly fractional, never a string.
+func numericDate(members map[string]jsontext.Value, name string) (*jwt.NumericDate, error) {
+	v := present(members, name)
+	if v == nil {
+		return nil, nil
+	}
+	bad := &claimsError{fmt.Sprintf("claim %q must be a NumericDate: a JSON number of seconds since 1970 (not a string)", name)}
+	if v.Kind() != '0' {
+		return nil, bad
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+		return nil, bad
+	}
+	sec, frac := math.Modf(f)
+	return jwt.NewNumericDate(time.Unix(int64(sec), int64(frac*1e9))), nil
 }
 
 // CanRead reports whether the token may read serverID (and so its instances).
@@ -45,8 +183,14 @@ type VerifierConfig struct {
 	// Issuer and Audience are checked when non-empty.
 	Issuer   string
 	Audience string
-	// Leeway tolerates clock skew on exp/nbf/iat.
+	// Leeway tolerates clock skew on exp/nbf/iat: a token is refused once
+	// exp+Leeway has passed, and while nbf-Leeway or iat-Leeway is still
+	// ahead (a token issued in the future).
 	Leeway time.Duration
+	// MaxTTL, when positive, refuses a token whose lifetime is longer:
+	// exp - iat, or exp - now (beyond Leeway) for a token without iat. Zero
+	// accepts any lifetime.
+	MaxTTL time.Duration
 }
 
 // KeySource supplies verification keys for asymmetric tokens.
@@ -62,19 +206,25 @@ type Verifier struct {
 	parser  *jwt.Parser
 	keyFunc jwt.Keyfunc
 	methods []string // the pinned algorithms, for error messages
+	maxTTL  time.Duration
+	leeway  time.Duration
 }
 
 // NewVerifier builds a Verifier. The accepted algorithm is pinned (HS256 for
-// a secret), "exp" is required, and "none" is never accepted.
+// a secret), "exp" is required, "iat" is checked when present, and "none"
+// is never accepted.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
-	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.Leeway)}
+	if cfg.MaxTTL < 0 || cfg.Leeway < 0 {
+		return nil, errors.New("jwt: leeway and maximum lifetime must not be negative")
+	}
+	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(cfg.Leeway)}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	v := &Verifier{}
+	v := &Verifier{maxTTL: cfg.MaxTTL, leeway: cfg.Leeway}
 	switch {
 	case cfg.Keys != nil:
 		methods := cfg.Keys.Methods()
@@ -110,6 +260,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, metric.Errorf(metric.ErrUnauthorized, "missing token")
 	}
+	if duplicateHeaderName(token) {
+		return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: malformed header: duplicate name (alg, kid… may appear only once)")
+	}
 	var c Claims
 	if tok, err := v.parser.ParseWithClaims(token, &c, v.keyFunc); err != nil {
 		// golang-jwt reports a disallowed algorithm as a bad signature;
@@ -122,10 +275,43 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if c.Servers == nil {
 		return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: no \"servers\" claim")
 	}
+	if v.maxTTL > 0 {
+		// exp is required, so the parser has already refused a token without it.
+		lifetime, limit := time.Until(c.ExpiresAt.Time), v.maxTTL+v.leeway
+		if c.IssuedAt != nil {
+			lifetime, limit = c.ExpiresAt.Sub(c.IssuedAt.Time), v.maxTTL
+		}
+		if lifetime > limit {
+			return nil, metric.Errorf(metric.ErrUnauthorized, "invalid token: lifetime %s is longer than the maximum %s; mint a shorter-lived token", lifetime.Truncate(time.Second), metric.FormatDuration(v.maxTTL))
+		}
+	}
 	return &c, nil
 }
 
+// duplicateHeaderName reports whether the token's JOSE header names a
+// member twice. golang-jwt decodes the header with encoding/json, where the
+// last "alg" or "kid" wins; RFC 7515 (4) lets a parser refuse such a header,
+// and refusing it means no other reader of the token can see another
+// algorithm or key than we do. A header that does not decode at all is
+// left to the parser, which reports it as malformed.
+func duplicateHeaderName(token string) bool {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(head, "="))
+	if err != nil {
+		return false
+	}
+	var members map[string]jsontext.Value
+	return errors.Is(jsonv2.Unmarshal(b, &members), jsontext.ErrDuplicateName)
+}
+
 func tokenReason(err error) string {
+	var ce *claimsError
+	if errors.As(err, &ce) {
+		return "malformed claims: " + ce.msg
+	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "expired"
@@ -149,6 +335,8 @@ func tokenReason(err error) string {
 		return "wrong audience"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		return "not valid yet"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "issued in the future (iat is ahead of this server's clock)"
 	default:
 		return "rejected"
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -315,5 +316,149 @@ func TestBearerToken(t *testing.T) {
 		if got := auth.BearerToken(in); got != want {
 			t.Errorf("BearerToken(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// raw signs a claims set written as JSON text exactly as given (duplicate,
+// case-variant or oddly typed members included), HS256 with testSecret.
+func raw(tb testing.TB, payload string) string {
+	tb.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signing + "." + enc(sig)
+}
+
+// TestVerifyClaimsRFC7519: claim names are case-sensitive, a claim appears
+// once, NumericDate claims are JSON numbers, and a token issued in the
+// future is refused (RFC 7519 sections 2, 4 and 4.1.6).
+func TestVerifyClaimsRFC7519(t *testing.T) {
+	now := time.Now()
+	exp := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+	iat := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
+	plain := newVerifier(t, auth.VerifierConfig{Secret: testSecret, Leeway: 30 * time.Second})
+	scoped := newVerifier(t, auth.VerifierConfig{Secret: testSecret, Leeway: 30 * time.Second, Issuer: "vitals", Audience: "vitals-api"})
+
+	tests := []struct {
+		name    string
+		v       *auth.Verifier
+		payload string
+		want    string   // "" = valid; else part of the error
+		servers []string // on success
+	}{
+		{name: "iat now", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"iat":` + iat(0) + `}`, servers: []string{"*"}},
+		{name: "iat within the leeway", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"iat":` + iat(20*time.Second) + `}`, servers: []string{"*"}},
+		{name: "iat in the future", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"iat":` + iat(10*time.Minute) + `}`, want: "issued in the future"},
+		{name: "iat just past the leeway", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"iat":` + iat(2*time.Minute) + `}`, want: "issued in the future"},
+		{name: "fractional exp", v: plain, payload: `{"servers":["*"],"exp":` + exp + `.5}`, servers: []string{"*"}},
+		{name: "exp with an exponent", v: plain, payload: `{"servers":["*"],"exp":` + fmt.Sprintf("%.9e", float64(now.Add(time.Hour).Unix())) + `}`, servers: []string{"*"}},
+		{name: "unknown claims ignored", v: plain, payload: `{"servers":["a"],"exp":` + exp + `,"sub":"alice","jti":"x1","custom":{"k":[1,2]}}`, servers: []string{"a"}},
+
+		{name: "exp as a numeric string", v: plain, payload: `{"servers":["*"],"exp":"` + exp + `"}`, want: "exp"},
+		{name: "iat as a numeric string", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"iat":"` + iat(0) + `"}`, want: "iat"},
+		{name: "nbf as a numeric string", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"nbf":"` + iat(0) + `"}`, want: "nbf"},
+		{name: "exp true", v: plain, payload: `{"servers":["*"],"exp":true}`, want: "exp"},
+		{name: "exp out of range", v: plain, payload: `{"servers":["*"],"exp":1e300}`, want: "exp"},
+		{name: "exp negative", v: plain, payload: `{"servers":["*"],"exp":-1}`, want: "exp"},
+		{name: "EXP is not exp", v: plain, payload: `{"servers":["*"],"EXP":` + exp + `}`, want: "missing required claim exp"},
+		{name: "Exp is not exp", v: plain, payload: `{"servers":["*"],"Exp":` + exp + `}`, want: "missing required claim exp"},
+		{name: "Servers is not servers", v: plain, payload: `{"Servers":["*"],"exp":` + exp + `}`, want: `no "servers" claim`},
+		{name: "SERVERS after servers is another claim", v: plain, payload: `{"servers":["web-1"],"SERVERS":["*"],"exp":` + exp + `}`, servers: []string{"web-1"}},
+		{name: "IAT in the future is another claim", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"IAT":` + iat(time.Hour) + `}`, servers: []string{"*"}},
+		{name: "ISS is not iss", v: scoped, payload: `{"servers":["*"],"exp":` + exp + `,"ISS":"vitals","aud":"vitals-api"}`, want: "missing required claim iss"},
+		{name: "Aud is not aud", v: scoped, payload: `{"servers":["*"],"exp":` + exp + `,"iss":"vitals","Aud":"vitals-api"}`, want: "missing required claim aud"},
+		{name: "duplicate servers", v: plain, payload: `{"servers":["web-1"],"servers":["*"],"exp":` + exp + `}`, want: "duplicate"},
+		{name: "duplicate exp", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"exp":99999999999}`, want: "duplicate"},
+		{name: "duplicate unknown claim", v: plain, payload: `{"servers":["*"],"exp":` + exp + `,"x":1,"x":2}`, want: "duplicate"},
+		{name: "iss a number", v: scoped, payload: `{"servers":["*"],"exp":` + exp + `,"iss":1,"aud":"vitals-api"}`, want: "iss"},
+		{name: "aud a number", v: scoped, payload: `{"servers":["*"],"exp":` + exp + `,"iss":"vitals","aud":1}`, want: "aud"},
+		{name: "aud list with a number", v: scoped, payload: `{"servers":["*"],"exp":` + exp + `,"iss":"vitals","aud":["vitals-api",1]}`, want: "aud"},
+		{name: "servers with a number", v: plain, payload: `{"servers":["a",1],"exp":` + exp + `}`, want: "servers"},
+		{name: "claims not an object", v: plain, payload: `["servers"]`, want: "invalid token"},
+	}
+	t.Run("duplicate header name", func(t *testing.T) {
+		enc := base64.RawURLEncoding.EncodeToString
+		for _, header := range []string{`{"alg":"HS256","alg":"HS256"}`, `{"alg":"none","alg":"HS256"}`, `{"alg":"HS256","kid":"a","kid":"b"}`} {
+			signing := enc([]byte(header)) + "." + enc([]byte(`{"servers":["*"],"exp":`+exp+`}`))
+			sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = plain.Verify(signing + "." + enc(sig))
+			wantUnauthorized(t, err, "duplicate name")
+		}
+	})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.v.Verify(raw(t, tc.payload))
+			if tc.want != "" {
+				wantUnauthorized(t, err, tc.want, string(testSecret))
+				if c != nil {
+					t.Errorf("claims returned with an error: %+v", c)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !slices.Equal(c.Servers, tc.servers) {
+				t.Errorf("servers = %q, want %q", c.Servers, tc.servers)
+			}
+		})
+	}
+}
+
+// TestVerifyMaxTTL: with MaxTTL set, a token whose lifetime (exp - iat, or
+// exp - now without iat) exceeds it is refused; without MaxTTL any lifetime
+// is accepted.
+func TestVerifyMaxTTL(t *testing.T) {
+	now := time.Now()
+	day := 24 * time.Hour
+	limited := newVerifier(t, auth.VerifierConfig{Secret: testSecret, Leeway: 30 * time.Second, MaxTTL: 7 * day})
+	unlimited := newVerifier(t, auth.VerifierConfig{Secret: testSecret, Leeway: 30 * time.Second})
+	tok := func(iat time.Time, exp time.Time) string {
+		extra := map[string]any{}
+		if !iat.IsZero() {
+			extra["iat"] = iat.Unix()
+		}
+		return sign(t, jwt.SigningMethodHS256, testSecret, claims([]string{"*"}, exp, extra), nil)
+	}
+	issued, err := auth.IssueToken(testSecret, []string{"*"}, 7*day, "", "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		token string
+		want  string // "" = valid under limited
+	}{
+		{"IssueToken at the maximum", issued, ""},
+		{"iat now, 1 day", tok(now, now.Add(day)), ""},
+		{"iat now, 8 days", tok(now, now.Add(8*day)), "lifetime"},
+		{"issued 6 days ago for 8 days", tok(now.Add(-6*day), now.Add(2*day)), "lifetime"},
+		{"no iat, 6 days left", tok(time.Time{}, now.Add(6*day)), ""},
+		{"no iat, 8 days left", tok(time.Time{}, now.Add(8*day)), "lifetime"},
+		{"no iat, year 9999", tok(time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)), "lifetime"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := limited.Verify(tc.token)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+			} else {
+				wantUnauthorized(t, err, tc.want)
+			}
+			if _, err := unlimited.Verify(tc.token); err != nil {
+				t.Errorf("without MaxTTL: %v", err)
+			}
+		})
+	}
+	if _, err := auth.NewVerifier(auth.VerifierConfig{Secret: testSecret, MaxTTL: -time.Hour}); err == nil {
+		t.Error("negative MaxTTL: no error")
 	}
 }

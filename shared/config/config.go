@@ -58,6 +58,9 @@ type Config struct {
 	JWTJWKSURL  string
 	JWTIssuer   string
 	JWTAudience string
+	// JWTMaxTTL is the longest token lifetime accepted
+	// (VITALS_JWT_MAX_TTL); 0 accepts any.
+	JWTMaxTTL time.Duration
 
 	// LogFormat is "json" (default) or "text".
 	LogFormat string
@@ -130,6 +133,13 @@ func Load(getenv func(string) string) (Config, error) {
 		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("VITALS_JWT_JWKS_URL", "must be an http(s) URL")
 		}
+	}
+	if v := get("VITALS_JWT_MAX_TTL"); v != "" {
+		d, err := metric.ParseDuration(v)
+		if err != nil {
+			bad("VITALS_JWT_MAX_TTL", "%q: want a duration such as 24h or 7d", v)
+		}
+		c.JWTMaxTTL = d
 	}
 	switch f := strings.ToLower(get("VITALS_LOG_FORMAT")); f {
 	case "":
@@ -223,10 +233,11 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 
 // Verifier builds the user-token verifier: HS256 with VITALS_JWT_SECRET, or
 // RS256/ES256 from the key set at VITALS_JWT_JWKS_URL (fetched now, so a
-// wrong URL fails at startup). JWKS refresh problems are logged through
+// wrong URL fails at startup), with a 30 s clock-skew leeway on exp, nbf
+// and iat and VITALS_JWT_MAX_TTL's lifetime bound. JWKS refresh problems are logged through
 // slog.Default(), which mains point at their logger.
 func (c Config) Verifier(ctx context.Context) (*auth.Verifier, error) {
-	vc := auth.VerifierConfig{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: 30 * time.Second}
+	vc := auth.VerifierConfig{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: 30 * time.Second, MaxTTL: c.JWTMaxTTL}
 	switch {
 	case c.JWTJWKSURL != "":
 		keys, err := auth.NewJWKS(ctx, c.JWTJWKSURL, &http.Client{Timeout: 10 * time.Second}, slog.Default())

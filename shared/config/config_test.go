@@ -123,3 +123,45 @@ func TestClusterURLList(t *testing.T) {
 		t.Fatal(sc.URL)
 	}
 }
+
+// TestJWTMaxTTL: VITALS_JWT_MAX_TTL reaches the verifier; unset, any
+// lifetime is accepted.
+func TestJWTMaxTTL(t *testing.T) {
+	const secret = "0123456789abcdef0123"
+	long, _ := auth.IssueToken([]byte(secret), []string{"*"}, 30*24*time.Hour, "", "", time.Now())
+	short, _ := auth.IssueToken([]byte(secret), []string{"*"}, time.Hour, "", "", time.Now())
+	for _, tc := range []struct {
+		maxTTL  string
+		want    time.Duration
+		longErr bool
+	}{
+		{"", 0, false},
+		{"7d", 7 * 24 * time.Hour, true},
+		{"24h", 24 * time.Hour, true},
+		{"90d", 90 * 24 * time.Hour, false},
+	} {
+		c, err := config.Load(envOf(map[string]string{"VITALS_JWT_SECRET": secret, "VITALS_JWT_MAX_TTL": tc.maxTTL}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JWTMaxTTL != tc.want {
+			t.Errorf("%q: JWTMaxTTL = %v, want %v", tc.maxTTL, c.JWTMaxTTL, tc.want)
+		}
+		v, err := c.Verifier(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(short); err != nil {
+			t.Errorf("%q: 1 h token: %v", tc.maxTTL, err)
+		}
+		if _, err := v.Verify(long); (err != nil) != tc.longErr {
+			t.Errorf("%q: 30 d token: %v, want refused = %v", tc.maxTTL, err, tc.longErr)
+		}
+	}
+	for _, bad := range []string{"soon", "0", "-1h", "0d"} {
+		_, err := config.Load(envOf(map[string]string{"VITALS_JWT_MAX_TTL": bad}))
+		if err == nil || !strings.Contains(err.Error(), "VITALS_JWT_MAX_TTL") {
+			t.Errorf("%q: %v, want an error naming VITALS_JWT_MAX_TTL", bad, err)
+		}
+	}
+}

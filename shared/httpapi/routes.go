@@ -43,13 +43,31 @@ var routes = []Route{
 func Routes() []Route { return slices.Clone(routes) }
 
 // newMux serves function's routes with handlers (keyed by "METHOD PATH"),
-// answering unknown paths with a JSON 404 and known paths with another
-// method with a JSON 405 and Allow. ServeMux's own 404/405 are plain text,
-// so each path is registered without a method and dispatched here.
+// and answers every other request in JSON: an unknown path with a 404, a
+// path of the table asked with a method no function serves there with a
+// 405 and Allow (GET /api/ingest: Allow: POST, whichever function gets
+// it), and a method another function serves there with a 404 naming that
+// function. The query function is API Gateway's $default route, so it
+// answers whatever matches no other route; ServeMux's own 404/405 are
+// plain text, so each path is registered without a method and dispatched
+// here.
 func newMux(function string, handlers map[string]http.HandlerFunc, logger *slog.Logger) http.Handler {
-	byPath := map[string]map[string]http.HandlerFunc{}
+	served := map[string]map[string]http.HandlerFunc{} // path → method → handler
+	owner := map[string]map[string]string{}            // path → method → function, every function's
 	var paths []string
 	for _, rt := range routes {
+		if owner[rt.Path] == nil {
+			owner[rt.Path] = map[string]string{}
+			served[rt.Path] = map[string]http.HandlerFunc{}
+			paths = append(paths, rt.Path)
+		}
+		methods := []string{rt.Method}
+		if rt.Method == http.MethodGet {
+			methods = append(methods, http.MethodHead)
+		}
+		for _, m := range methods {
+			owner[rt.Path][m] = rt.Function
+		}
 		if rt.Function != function {
 			continue
 		}
@@ -57,13 +75,8 @@ func newMux(function string, handlers map[string]http.HandlerFunc, logger *slog.
 		if !ok {
 			panic("httpapi: no handler for " + rt.Method + " " + rt.Path) // a table/handler mismatch is a build-time bug
 		}
-		if byPath[rt.Path] == nil {
-			byPath[rt.Path] = map[string]http.HandlerFunc{}
-			paths = append(paths, rt.Path)
-		}
-		byPath[rt.Path][rt.Method] = h
-		if rt.Method == http.MethodGet {
-			byPath[rt.Path][http.MethodHead] = h
+		for _, m := range methods {
+			served[rt.Path][m] = h
 		}
 	}
 	if len(handlers) != countRoutes(function) {
@@ -71,21 +84,34 @@ func newMux(function string, handlers map[string]http.HandlerFunc, logger *slog.
 	}
 	mux := http.NewServeMux()
 	for _, p := range paths {
-		methods := byPath[p]
-		allow := allowHeader(methods)
+		methods, owners := served[p], owner[p]
+		allow := allowHeader(owners)
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			h, ok := methods[r.Method]
-			if !ok {
-				WriteError(w, r, logger, &statusError{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " not allowed; use " + allow, allow: allow})
+			if h, ok := methods[r.Method]; ok {
+				h(w, r)
 				return
 			}
-			h(w, r)
+			if fn, ok := owners[r.Method]; ok {
+				// Reached only by a misrouted request (a deployment that sends
+				// this path to the wrong function): say where it belongs.
+				WriteError(w, r, logger, &statusError{status: http.StatusNotFound, msg: r.Method + " " + p + " is served by the " + unitName(fn) + ", not the " + unitName(function)})
+				return
+			}
+			WriteError(w, r, logger, MethodNotAllowed(r.Method, allow))
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, logger, &statusError{status: http.StatusNotFound, msg: "no such route: " + r.URL.Path})
+		WriteError(w, r, logger, NoRoute(r.URL.Path))
 	})
 	return recoverer(mux, logger)
+}
+
+// unitName names a function in messages: "the query function", "the streamer".
+func unitName(function string) string {
+	if function == FunctionStreamer {
+		return function
+	}
+	return function + " function"
 }
 
 func countRoutes(function string) int {
@@ -98,7 +124,7 @@ func countRoutes(function string) int {
 	return n
 }
 
-func allowHeader(methods map[string]http.HandlerFunc) string {
+func allowHeader(methods map[string]string) string {
 	var ms []string
 	for m := range methods {
 		ms = append(ms, m)
