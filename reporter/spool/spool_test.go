@@ -397,6 +397,17 @@ func TestFailedCleanupKeepsLaterRecords(t *testing.T) {
 	if st := s.Stats(); st.Pending != len(want) {
 		t.Errorf("pending %d, want %d", st.Pending, len(want))
 	}
+	recs, err := s.Peek(100, 0)
+	if err != nil {
+		t.Fatalf("peek before the restart: %v", err)
+	}
+	var live []string
+	for _, r := range recs {
+		live = append(live, string(r.Data))
+	}
+	if !slices.Equal(live, want) {
+		t.Fatalf("before the restart the spool reads %q, want %q", live, want)
+	}
 	s.Close()
 
 	s2 := open(t, dir, opts)
@@ -407,5 +418,40 @@ func TestFailedCleanupKeepsLaterRecords(t *testing.T) {
 	appendN(t, s2, 7, 1)
 	if got := drain(t, s2, 2); !slices.Equal(got, names(7, 1)) {
 		t.Fatalf("append after the restart: %q", got)
+	}
+}
+
+// TestSealedSegmentAckAndRestart: acknowledging across a sealed segment
+// (past its good records) deletes it and keeps the rest, across a restart.
+func TestSealedSegmentAckAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := spool.Options{Now: func() time.Time { return t0 }}
+	s := open(t, dir, opts)
+	appendN(t, s, 0, 2)
+	var faulty *faultyFile
+	spool.WrapSegments(s, func(f spool.SegFile) spool.SegFile {
+		faulty = &faultyFile{SegFile: f}
+		return faulty
+	})
+	faulty.set(true)
+	if err := s.Append(t0, []byte("lost")); err == nil {
+		t.Fatal("append with a failing disk succeeded")
+	}
+	faulty.set(false)
+	appendN(t, s, 2, 3)
+	recs, err := s.Peek(3, 0)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("peek: %d records, %v", len(recs), err)
+	}
+	if err := s.Ack(recs[2].End); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) != 1 {
+		t.Errorf("segments after acknowledging past the sealed one: %v", segs)
+	}
+	s2 := open(t, dir, opts)
+	if got := drain(t, s2, 10); !slices.Equal(got, names(3, 2)) {
+		t.Fatalf("after a restart: %q, want %q", got, names(3, 2))
 	}
 }
