@@ -397,6 +397,12 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			return fmt.Errorf("delivery failed after %d attempts: %w", failures, res.err)
 		}
 		wait := retryWait(res, failures-1, a.cfg.RetryMin, a.cfg.RetryMax)
+		if maxAttempts > 0 && wait > onceMaxWait {
+			// once: the next run (a minute later under cron or the timer)
+			// comes sooner than a long Retry-After; waiting would only
+			// collide with it (or with the timer unit's time limit).
+			return fmt.Errorf("ingest asks to retry in %s (%w); %d samples stay spooled for the next run", wait.Round(time.Second), res.err, sp.Stats().Pending)
+		}
 		if res.status != 0 {
 			a.logger.Warn("ingest refused the batch; it stays spooled and is sent again", "status", res.status, "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond), "hint", refusalHint(res.status))
 		} else {
@@ -407,6 +413,9 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 		}
 	}
 }
+
+// onceMaxWait is the longest pause Once makes between attempts.
+const onceMaxWait = 20 * time.Second
 
 // errUnauthorized is what Once returns when ingest refused the host's
 // credentials: the samples stay spooled.

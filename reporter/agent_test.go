@@ -660,3 +660,25 @@ func TestRunUnauthorizedKeepsSpool(t *testing.T) {
 		t.Errorf("recovery not logged:\n%s", out)
 	}
 }
+
+// TestOnceDoesNotWaitOutALongRetryAfter: a cron run does not sleep through
+// an hour's Retry-After (the next run, a minute later, would find the state
+// directory locked; the timer unit would kill it): it stops, keeps the
+// sample and says so.
+func TestOnceDoesNotWaitOutALongRetryAfter(t *testing.T) {
+	f := newFakeIngest(t)
+	f.script(func(n int, w http.ResponseWriter) int {
+		w.Header().Set("Retry-After", "3600")
+		return http.StatusServiceUnavailable
+	})
+	a := newAgent(t, config(t, f, t.TempDir()), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := a.Once(ctx)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "stay spooled") {
+		t.Fatalf("Once = %v (ctx %v), want an error saying the samples stay spooled, before the test's deadline", err, ctx.Err())
+	}
+	if st := a.Stats(); st.Pending != 1 || st.Rejected != 0 || f.requestCount() != 1 {
+		t.Errorf("stats %+v after %d requests, want the sample spooled after 1", st, f.requestCount())
+	}
+}
