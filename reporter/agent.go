@@ -404,7 +404,7 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			return fmt.Errorf("ingest asks to retry in %s (%w); %d samples stay spooled for the next run", wait.Round(time.Second), res.err, sp.Stats().Pending)
 		}
 		if res.status != 0 {
-			a.logger.Warn("ingest refused the batch; it stays spooled and is sent again", "status", res.status, "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond), "hint", refusalHint(res.status))
+			a.logger.Warn("ingest did not take the batch; it stays spooled and is sent again", "status", res.status, "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond), "hint", refusalHint(res.status))
 		} else {
 			a.logger.Warn("ingest unreachable; samples stay spooled", "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond))
 		}
