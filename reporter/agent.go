@@ -55,8 +55,8 @@ type Stats struct {
 	// them: new samples, samples it already had (a re-send after a lost
 	// answer), and samples older than its max sample age, dropped.
 	Accepted, Duplicates, Stale uint64
-	// Rejected samples were refused by ingest with a permanent error
-	// (4xx other than 408/429) and dropped.
+	// Rejected samples were refused by ingest as invalid data (400, or 413
+	// for a single sample) and dropped. No other answer drops a sample.
 	Rejected uint64
 	// Pending samples wait in the spool; SpoolDropped were discarded by
 	// its size or age bound (since the spool was created).
@@ -233,8 +233,9 @@ func (a *Agent) sendLoop(ctx context.Context, sp *spool.Spool, wake, finalFlush 
 // Once collects one sample, spools it, and sends everything the spool holds,
 // trying up to OnceAttempts times. It returns nil only if everything was
 // delivered: the exit code of `reporter once` says whether delivery
-// happened. Samples that could not be sent wait for the next run; samples
-// the server refused (4xx) are dropped and make it fail too.
+// happened. Samples that could not be sent (network, server, 401/403, any
+// status but 400) wait for the next run; samples the server refused as
+// invalid data (400) are dropped and make it fail too.
 func (a *Agent) Once(ctx context.Context) error {
 	if err := a.cfg.validateSending(); err != nil {
 		return configError(err)
@@ -301,12 +302,13 @@ func (a *Agent) noteSpool(sp *spool.Spool) {
 }
 
 // flush sends the spool's content in order, batch by batch, acknowledging
-// each batch the server accepted or permanently refused. A retryable failure
-// waits (backoff or Retry-After) and tries the same batch again; with
-// maxAttempts > 0 it gives up after that many failed attempts and returns an
+// each batch the server accepted or refused as invalid data (400). Any other
+// failure keeps the batch: it waits (backoff or Retry-After; a long backoff
+// for 401/403) and tries the same batch again; with maxAttempts > 0 it gives
+// up after that many failed attempts (after the first 401/403) and returns an
 // error, with 0 it only stops when ctx ends.
 func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttempts int) error {
-	failures := 0
+	failures, authFailures := 0, 0
 	for {
 		recs, err := sp.Peek(batchSize, a.cfg.MaxBatchBytes)
 		if err != nil {
@@ -331,7 +333,9 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			a.accepted.Add(uint64(max(res.result.Accepted, 0)))
 			a.duplicates.Add(uint64(max(res.result.Duplicates, 0)))
 			a.stale.Add(uint64(max(res.result.Stale, 0)))
-			if failures > 0 {
+			if authFailures > 0 {
+				a.logger.Info("ingest accepts this host's credentials again; sending the spooled samples", "attempts", failures+1, "pending", sp.Stats().Pending)
+			} else if failures > 0 {
 				a.logger.Info("ingest reachable again", "attempts", failures+1)
 			}
 			a.logger.Debug("batch delivered", "samples", len(recs), "accepted", res.result.Accepted, "duplicates", res.result.Duplicates)
@@ -343,7 +347,7 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 				a.logger.Warn("ingest dropped samples as too old", "samples", n,
 					"hint", "they waited in the spool longer than the ingest function's VITALS_MAX_SAMPLE_AGE (default 7d); keep --spool-max-age at or under it")
 			}
-			failures = 0
+			failures, authFailures = 0, 0
 			batchSize = max(batchSize, 1)
 			continue
 		case tooLarge:
@@ -354,11 +358,34 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			}
 			fallthrough // one sample too large for the server: never deliverable
 		case permanent:
+			// Only a verdict on the data itself (400, or 413 for one
+			// sample) lets a batch go.
 			if err := sp.Ack(recs[len(recs)-1].End); err != nil {
 				return err
 			}
 			a.rejected.Add(uint64(len(recs)))
-			a.logger.Error("ingest refused a batch; it is dropped", "samples", len(recs), "status", res.status, "err", res.err, "hint", refusalHint(res.status))
+			a.logger.Error("ingest refused a batch as invalid data; it is dropped", "samples", len(recs), "status", res.status, "err", res.err, "hint", refusalHint(res.status))
+			continue
+		case unauthorized:
+			// The key is refused (rotated, revoked, or the store lost it):
+			// keep everything and back off long, since only an operator
+			// can fix it; one log line per backoff step says what to do.
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			authFailures++
+			failures++
+			pending := sp.Stats().Pending
+			if maxAttempts > 0 {
+				// once (cron): retrying within the run cannot help.
+				a.logger.Error("ingest refused this host's credentials; samples stay spooled", "status", res.status, "err", res.err, "pending", pending, "hint", refusalHint(res.status))
+				return fmt.Errorf("%w (status %d; check VITALS_SERVER_ID, the host key and the clock, see the log): %d samples stay spooled for the next run", errUnauthorized, res.status, pending)
+			}
+			wait := retryWait(res, authFailures-1, a.cfg.AuthRetryMin, a.cfg.AuthRetryMax)
+			a.logger.Error("ingest refused this host's credentials; samples stay spooled", "status", res.status, "err", res.err, "pending", pending, "retryIn", wait.Round(time.Millisecond), "hint", refusalHint(res.status))
+			if !sleep(ctx, wait) {
+				return ctx.Err()
+			}
 			continue
 		}
 		// retryable
@@ -370,12 +397,29 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			return fmt.Errorf("delivery failed after %d attempts: %w", failures, res.err)
 		}
 		wait := retryWait(res, failures-1, a.cfg.RetryMin, a.cfg.RetryMax)
-		a.logger.Warn("ingest unreachable; samples stay spooled", "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond))
+		if maxAttempts > 0 && wait > onceMaxWait {
+			// once: the next run (a minute later under cron or the timer)
+			// comes sooner than a long Retry-After; waiting would only
+			// collide with it (or with the timer unit's time limit).
+			return fmt.Errorf("ingest asks to retry in %s (%w); %d samples stay spooled for the next run", wait.Round(time.Second), res.err, sp.Stats().Pending)
+		}
+		if res.status != 0 {
+			a.logger.Warn("ingest did not take the batch; it stays spooled and is sent again", "status", res.status, "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond), "hint", refusalHint(res.status))
+		} else {
+			a.logger.Warn("ingest unreachable; samples stay spooled", "err", res.err, "pending", sp.Stats().Pending, "retryIn", wait.Round(time.Millisecond))
+		}
 		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
 }
+
+// onceMaxWait is the longest pause Once makes between attempts.
+const onceMaxWait = 20 * time.Second
+
+// errUnauthorized is what Once returns when ingest refused the host's
+// credentials: the samples stay spooled.
+var errUnauthorized = errors.New("ingest refused this host's credentials")
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

@@ -20,6 +20,7 @@ import (
 	"github.com/vitals-dev/vitals/reporter"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/testlog"
 )
 
 const serverID = "test-host"
@@ -250,11 +251,20 @@ func TestRetryClasses(t *testing.T) {
 		{"502 retried", 502, 3, true, 0, 1},
 		{"408 retried", 408, 3, true, 0, 1},
 		{"429 retried", 429, 3, true, 0, 1},
-		{"400 permanent", 400, 1, true, 1, 0},
-		{"401 permanent", 401, 1, true, 1, 0},
-		{"403 permanent", 403, 1, true, 1, 0},
-		{"404 permanent", 404, 1, true, 1, 0},
+		{"400 invalid data dropped", 400, 1, true, 1, 0},
 		{"413 single sample dropped", 413, 1, true, 1, 0},
+		// A refused key: one attempt per cron run (only an operator can
+		// fix it), and the sample stays spooled.
+		{"401 kept", 401, 1, true, 0, 1},
+		{"403 kept", 403, 1, true, 0, 1},
+		// Any other status says nothing against the data: kept, retried.
+		{"404 kept", 404, 3, true, 0, 1},
+		{"405 kept", 405, 3, true, 0, 1},
+		{"409 kept", 409, 3, true, 0, 1},
+		{"415 kept", 415, 3, true, 0, 1},
+		{"422 kept", 422, 3, true, 0, 1},
+		{"418 kept", 418, 3, true, 0, 1},
+		{"302 kept", 302, 3, true, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -584,5 +594,91 @@ func checkOrdered(t *testing.T, got []metric.Sample) {
 		if !got[i-1].CollectedAt.Before(got[i].CollectedAt) {
 			t.Fatalf("samples out of order at %d: %v then %v", i, got[i-1].CollectedAt, got[i].CollectedAt)
 		}
+	}
+}
+
+// TestRunUnauthorizedKeepsSpool: while ingest refuses the host's key (401,
+// then 403), the daemon keeps collecting and spooling, backs off, says
+// what to check once per attempt, and delivers everything once the key works
+// again: nothing is dropped.
+func TestRunUnauthorizedKeepsSpool(t *testing.T) {
+	f := newFakeIngest(t)
+	var mu sync.Mutex
+	refusing, refusals := true, 0
+	f.script(func(n int, _ http.ResponseWriter) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if refusing {
+			refusals++
+			if refusals%2 == 0 {
+				return http.StatusForbidden
+			}
+			return http.StatusUnauthorized
+		}
+		return http.StatusAccepted
+	})
+	var logs testlog.Buffer
+	cfg := config(t, f, t.TempDir())
+	cfg.AuthRetryMin, cfg.AuthRetryMax = 50*time.Millisecond, 200*time.Millisecond
+	a := newAgent(t, cfg, &logs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	waitFor(t, "four samples spooled while the key is refused", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return a.Stats().Pending >= 4 && refusals >= 3
+	})
+	mu.Lock()
+	refusing = false
+	n401 := refusals
+	mu.Unlock()
+	waitFor(t, "the backlog delivered", func() bool {
+		st := a.Stats()
+		return st.Collected >= 6 && st.Pending == 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := a.Stats()
+	got := f.stored()
+	if st.Rejected != 0 || st.SpoolDropped != 0 || int(st.Collected) != len(got) || st.Accepted != st.Collected {
+		t.Fatalf("collected %d, stored %d, stats %+v: samples lost", st.Collected, len(got), st)
+	}
+	checkOrdered(t, got)
+	out := logs.String()
+	hints := strings.Count(out, "ingest refused this host's credentials")
+	if hints == 0 || hints > n401+1 || !strings.Contains(out, "vitalsctl host add") || !strings.Contains(out, "NTP") {
+		t.Errorf("%d refusals logged %d times (want 1..%d, with the hint):\n%s", n401, hints, n401+1, out)
+	}
+	if strings.Contains(out, "dropped") {
+		t.Errorf("something was dropped:\n%s", out)
+	}
+	if !strings.Contains(out, "accepts this host's credentials again") {
+		t.Errorf("recovery not logged:\n%s", out)
+	}
+}
+
+// TestOnceDoesNotWaitOutALongRetryAfter: a cron run does not sleep through
+// an hour's Retry-After (the next run, a minute later, would find the state
+// directory locked; the timer unit would kill it): it stops, keeps the
+// sample and says so.
+func TestOnceDoesNotWaitOutALongRetryAfter(t *testing.T) {
+	f := newFakeIngest(t)
+	f.script(func(n int, w http.ResponseWriter) int {
+		w.Header().Set("Retry-After", "3600")
+		return http.StatusServiceUnavailable
+	})
+	a := newAgent(t, config(t, f, t.TempDir()), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := a.Once(ctx)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "stay spooled") {
+		t.Fatalf("Once = %v (ctx %v), want an error saying the samples stay spooled, before the test's deadline", err, ctx.Err())
+	}
+	if st := a.Stats(); st.Pending != 1 || st.Rejected != 0 || f.requestCount() != 1 {
+		t.Errorf("stats %+v after %d requests, want the sample spooled after 1", st, f.requestCount())
 	}
 }

@@ -64,6 +64,11 @@ type Config struct {
 	// RetryMin and RetryMax bound the exponential backoff between retries
 	// (defaults 1s and 60s); each wait is jittered.
 	RetryMin, RetryMax time.Duration
+	// AuthRetryMin and AuthRetryMax bound the backoff after the server
+	// refused the host's credentials (401/403; defaults 30s and 10m): only
+	// an operator can fix that, so there is no point asking often. The
+	// samples stay spooled meanwhile.
+	AuthRetryMin, AuthRetryMax time.Duration
 	// OnceAttempts is how many times Once tries to deliver before giving up
 	// (default 3); the samples stay spooled for the next run.
 	OnceAttempts int
@@ -98,6 +103,8 @@ const (
 	DefaultTimeout       = 10 * time.Second
 	DefaultRetryMin      = time.Second
 	DefaultRetryMax      = time.Minute
+	DefaultAuthRetryMin  = 30 * time.Second
+	DefaultAuthRetryMax  = 10 * time.Minute
 	DefaultOnceAttempts  = 3
 	DefaultShutdown      = 5 * time.Second
 )
@@ -142,6 +149,13 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = DefaultRetryMax
 	}
 	c.RetryMax = max(c.RetryMax, c.RetryMin)
+	if c.AuthRetryMin <= 0 {
+		c.AuthRetryMin = DefaultAuthRetryMin
+	}
+	if c.AuthRetryMax <= 0 {
+		c.AuthRetryMax = DefaultAuthRetryMax
+	}
+	c.AuthRetryMax = max(c.AuthRetryMax, c.AuthRetryMin)
 	if c.OnceAttempts <= 0 {
 		c.OnceAttempts = DefaultOnceAttempts
 	}

@@ -24,13 +24,22 @@ type outcome int
 
 const (
 	delivered outcome = iota
-	// retryable: the server or the network failed (5xx, 408, 429,
-	// connection errors, timeouts); the same batch is sent again later.
+	// retryable: anything that is not a verdict on the batch's data: the
+	// network, the server or a gateway failed (5xx, 408, 429, connection
+	// errors, timeouts), or the setup is wrong (404/405 for a bad URL,
+	// 409, 415, an unknown status); the same batch is sent again later.
 	retryable
-	// permanent: the server refused the batch itself (4xx); sending it
-	// again cannot help, so it is dropped and counted.
+	// unauthorized: 401/403, the server does not accept this host's
+	// credentials (a rotated or revoked key, a Redis that lost its data, a
+	// wrong server id, a skewed clock). Nothing is wrong with the batch,
+	// and nothing will change until someone acts, so it stays spooled and
+	// the reporter backs off long.
+	unauthorized
+	// permanent: 400, the server refused the batch itself as invalid data;
+	// sending it again cannot help, so it is dropped and counted.
 	permanent
-	// tooLarge: 413; the batch is split and sent in halves.
+	// tooLarge: 413; the batch is split and sent in halves (a single
+	// sample refused as too large is dropped like a 400).
 	tooLarge
 )
 
@@ -105,7 +114,9 @@ func (s *sender) post(ctx context.Context, body []byte) attempt {
 	ts := s.now().Unix()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
-		return attempt{outcome: permanent, err: err}
+		// Not the batch's fault (New checks the URL, so this is not
+		// expected): keep it.
+		return attempt{outcome: retryable, err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", "gzip")
@@ -130,20 +141,22 @@ func (s *sender) post(ctx context.Context, body []byte) attempt {
 	return a
 }
 
-// classify maps a status to what to do with the batch.
+// classify maps a status to what to do with the batch. Only 400 (and 413
+// for a single sample) lets the batch go: every other answer, known or not,
+// says nothing against the data, so the batch is kept and sent again.
 func classify(status int) outcome {
 	switch {
 	case status >= 200 && status < 300:
 		return delivered
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
-		return retryable
+	case status == http.StatusBadRequest:
+		return permanent
 	case status == http.StatusRequestEntityTooLarge:
 		return tooLarge
-	case status >= 400:
-		return permanent
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		return unauthorized
 	}
-	// 1xx/3xx: a proxy or misconfigured URL; treat as a server fault so
-	// nothing is lost while someone fixes it.
+	// 1xx/3xx (a proxy or misconfigured URL), other 4xx, 5xx: keep the
+	// batch so nothing is lost while someone fixes it.
 	return retryable
 }
 
@@ -152,13 +165,16 @@ func classify(status int) outcome {
 // would be refused the same way until someone acts.
 func refusalHint(status int) string {
 	switch status {
-	case http.StatusUnauthorized:
-		return "check that VITALS_SERVER_ID and VITALS_HOST_KEY are the lines 'vitalsctl host add' printed " +
-			"(a rotation or revoke replaces them; 'vitalsctl host list' shows enrolled ids) and that this host's clock is synced (NTP)"
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "samples stay spooled and go out once the key works: check that VITALS_SERVER_ID and VITALS_HOST_KEY are the lines 'vitalsctl host add' printed " +
+			"(a rotation or revoke replaces them; 'vitalsctl host list' shows enrolled ids; if the host is missing, e.g. Redis lost its data, " +
+			"re-enrol it with 'vitalsctl host add' and install the new env file) and that this host's clock is synced (NTP)"
 	case http.StatusNotFound, http.StatusMethodNotAllowed:
 		return "check VITALS_INGEST_URL: it must be the ingest endpoint, ending in /api/ingest"
 	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
 		return "the server refused these samples; the reporter and server versions may disagree"
+	case http.StatusUnsupportedMediaType:
+		return "the server or a gateway refused the request's encoding; the reporter and server versions may disagree"
 	}
 	return "see the server's message"
 }

@@ -12,8 +12,10 @@ import (
 func TestClassify(t *testing.T) {
 	for status, want := range map[int]outcome{
 		200: delivered, 202: delivered, 204: delivered,
-		400: permanent, 401: permanent, 403: permanent, 404: permanent, 405: permanent, 422: permanent,
-		408: retryable, 429: retryable, 500: retryable, 502: retryable, 503: retryable, 504: retryable,
+		400: permanent,
+		401: unauthorized, 403: unauthorized,
+		404: retryable, 405: retryable, 409: retryable, 415: retryable, 422: retryable, 418: retryable, 499: retryable,
+		408: retryable, 429: retryable, 500: retryable, 502: retryable, 503: retryable, 504: retryable, 599: retryable,
 		413: tooLarge,
 		301: retryable, 100: retryable,
 	} {

@@ -99,9 +99,16 @@ type Spool struct {
 	dir  string
 	opts Options
 
-	mu      sync.Mutex
-	segs    []segment // oldest first; the last is the one appended to
-	active  *os.File  // open for appending: segs[len-1]
+	mu     sync.Mutex
+	segs   []segment // oldest first; the last is the one appended to
+	active segFile   // open for appending: segs[len-1]
+	// sealed means the active segment may end in a partial record that
+	// could not be cut off: nothing more may go into it (Open stops
+	// reading a segment at its first bad record), so the next append
+	// starts a new segment.
+	sealed bool
+	// wrap, when set (tests), wraps each segment opened for appending.
+	wrap    func(segFile) segFile
 	cursor  Position
 	pending int
 	pbytes  int64
@@ -116,6 +123,15 @@ type Spool struct {
 type segment struct {
 	id   uint64
 	size int64
+}
+
+// segFile is what appending needs of a segment file; an interface so a test
+// can make a write, an fsync or the cleanup truncate fail.
+type segFile interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
 }
 
 // ErrClosed is returned by every method after Close.
@@ -193,7 +209,7 @@ func (s *Spool) load() error {
 			os.Remove(s.segPath(seg.id))
 			continue
 		}
-		size, n, nbytes, boundary, err := s.scan(seg.id, cur)
+		size, n, nbytes, boundary, cut, err := s.scan(seg.id, cur)
 		if err != nil {
 			return err
 		}
@@ -201,11 +217,14 @@ func (s *Spool) load() error {
 			// The cursor points inside a record: rescan from the
 			// segment's start. Re-sending is harmless, skipping is not.
 			cur.Off = 0
-			size, n, nbytes, _, err = s.scan(seg.id, cur)
+			size, n, nbytes, _, cut, err = s.scan(seg.id, cur)
 			if err != nil {
 				return err
 			}
 		}
+		// A torn tail that could not be cut is harmless in a segment
+		// nothing appends to; the last one is sealed (below).
+		s.sealed = !cut
 		seg.size = size
 		kept = append(kept, seg)
 		s.pending += n
@@ -251,12 +270,14 @@ func cmpUint(a, b uint64) int {
 // is incomplete or fails its checksum, and returns its valid size plus the
 // number and bytes of records at or after cur.
 // boundary is false when cur points into this segment but not at the start
-// of a record (a damaged cursor).
-func (s *Spool) scan(id uint64, cur Position) (size int64, n int, nbytes int64, boundary bool, err error) {
+// of a record (a damaged cursor). cut is false when a bad tail could not be
+// truncated: the records before it are still good, but nothing may be
+// appended after it.
+func (s *Spool) scan(id uint64, cur Position) (size int64, n int, nbytes int64, boundary, cut bool, err error) {
 	path := s.segPath(id)
 	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
 	if err != nil {
-		return 0, 0, 0, false, fmt.Errorf("spool: open segment: %w", err)
+		return 0, 0, 0, false, false, fmt.Errorf("spool: open segment: %w", err)
 	}
 	defer f.Close()
 	var off int64
@@ -277,17 +298,15 @@ func (s *Spool) scan(id uint64, cur Position) (size int64, n int, nbytes int64, 
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, 0, false, fmt.Errorf("spool: stat segment: %w", err)
+		return 0, 0, 0, false, false, fmt.Errorf("spool: stat segment: %w", err)
 	}
+	cut = true
 	if st.Size() != off {
-		if err := f.Truncate(off); err != nil {
-			return 0, 0, 0, false, fmt.Errorf("spool: cut torn tail of %s: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			return 0, 0, 0, false, fmt.Errorf("spool: sync %s: %w", path, err)
-		}
+		// If the cut fails the records before off are still read; only
+		// appending to this segment must stop (see sealed).
+		cut = f.Truncate(off) == nil && f.Sync() == nil
 	}
-	return off, n, nbytes, boundary, nil
+	return off, n, nbytes, boundary, cut, nil
 }
 
 // errBadRecord marks a record that is incomplete or corrupt.
@@ -345,7 +364,11 @@ func (s *Spool) newSegment(id uint64) error {
 		s.active.Close()
 	}
 	s.active = f
+	if s.wrap != nil {
+		s.active = s.wrap(f)
+	}
 	s.segs = append(s.segs, segment{id: id})
+	s.sealed = false
 	return nil
 }
 
@@ -373,9 +396,12 @@ func (s *Spool) Append(t time.Time, data []byte) error {
 		return ErrClosed
 	}
 	last := &s.segs[len(s.segs)-1]
-	if last.size >= s.opts.SegmentBytes {
-		if err := s.active.Sync(); err != nil {
-			return fmt.Errorf("spool: sync segment: %w", err)
+	if last.size >= s.opts.SegmentBytes || s.sealed {
+		// (A sealed segment's good records were each fsync'd already.)
+		if !s.sealed {
+			if err := s.active.Sync(); err != nil {
+				return fmt.Errorf("spool: sync segment: %w", err)
+			}
 		}
 		if err := s.newSegment(last.id + 1); err != nil {
 			return err
@@ -391,18 +417,29 @@ func (s *Spool) Append(t time.Time, data []byte) error {
 	// One write call, so a crash leaves at most one partial record, which
 	// the checksum exposes.
 	if _, err := s.active.Write(buf); err != nil {
-		// Cut a partial write (ENOSPC) so the next append starts clean.
-		s.active.Truncate(last.size)
-		return fmt.Errorf("spool: append: %w", err)
+		return s.failedAppend(last.size, fmt.Errorf("spool: append: %w", err))
 	}
 	if err := s.active.Sync(); err != nil {
-		s.active.Truncate(last.size)
-		return fmt.Errorf("spool: fsync: %w", err)
+		return s.failedAppend(last.size, fmt.Errorf("spool: fsync: %w", err))
 	}
 	last.size += int64(len(buf))
 	s.pending++
 	s.pbytes += int64(len(buf))
 	return s.enforce()
+}
+
+// failedAppend cleans up after a write or fsync that failed: it cuts the
+// active segment back to good, its size before the append, so the next
+// append starts clean. If the cut fails too, the segment may end in a
+// partial record, and Open stops reading a segment at its first bad record:
+// anything appended after it would be lost at the next start. So the
+// segment is sealed and the next append starts a new one. Caller holds mu.
+func (s *Spool) failedAppend(good int64, err error) error {
+	if terr := s.active.Truncate(good); terr != nil {
+		s.sealed = true
+		return fmt.Errorf("%w; cutting the partial record also failed (%w): the next record starts a new segment", err, terr)
+	}
+	return err
 }
 
 // enforce drops the oldest records while the spool is over its size bound or

@@ -1,11 +1,14 @@
 package spool_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -331,4 +334,124 @@ func appendBytes(path string, b []byte) error {
 	defer f.Close()
 	_, err = f.Write(b)
 	return err
+}
+
+// faultyFile fails on demand: a write that stores half the record and then
+// reports ENOSPC, and a truncate that fails (EIO), as a dying disk does.
+type faultyFile struct {
+	spool.SegFile
+	mu                     sync.Mutex
+	shortWrite, noTruncate bool
+}
+
+func (f *faultyFile) set(on bool) {
+	f.mu.Lock()
+	f.shortWrite, f.noTruncate = on, on
+	f.mu.Unlock()
+}
+
+func (f *faultyFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	short := f.shortWrite
+	f.mu.Unlock()
+	if short {
+		n, _ := f.SegFile.Write(p[:len(p)/2])
+		return n, syscall.ENOSPC
+	}
+	return f.SegFile.Write(p)
+}
+
+func (f *faultyFile) Truncate(size int64) error {
+	f.mu.Lock()
+	fail := f.noTruncate
+	f.mu.Unlock()
+	if fail {
+		return syscall.EIO
+	}
+	return f.SegFile.Truncate(size)
+}
+
+// TestFailedCleanupKeepsLaterRecords: an append fails half-written and the
+// truncate that should cut the partial record fails too. The error says so,
+// and every record appended afterwards must be readable now and after a
+// restart (before, they followed the partial record in the same segment, and
+// Open cut the segment there).
+func TestFailedCleanupKeepsLaterRecords(t *testing.T) {
+	dir := t.TempDir()
+	opts := spool.Options{Now: func() time.Time { return t0 }}
+	s := open(t, dir, opts)
+	appendN(t, s, 0, 3)
+	var faulty *faultyFile
+	spool.WrapSegments(s, func(f spool.SegFile) spool.SegFile {
+		faulty = &faultyFile{SegFile: f}
+		return faulty
+	})
+	faulty.set(true)
+	err := s.Append(t0.Add(3*time.Second), []byte("sample-0003"))
+	if !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append with a failing disk = %v, want the write's ENOSPC and the truncate's EIO", err)
+	}
+	faulty.set(false)
+	appendN(t, s, 4, 3)
+	want := append(names(0, 3), names(4, 3)...)
+	if st := s.Stats(); st.Pending != len(want) {
+		t.Errorf("pending %d, want %d", st.Pending, len(want))
+	}
+	recs, err := s.Peek(100, 0)
+	if err != nil {
+		t.Fatalf("peek before the restart: %v", err)
+	}
+	var live []string
+	for _, r := range recs {
+		live = append(live, string(r.Data))
+	}
+	if !slices.Equal(live, want) {
+		t.Fatalf("before the restart the spool reads %q, want %q", live, want)
+	}
+	s.Close()
+
+	s2 := open(t, dir, opts)
+	got := drain(t, s2, 2)
+	if !slices.Equal(got, want) {
+		t.Fatalf("after a restart the spool holds %q, want %q", got, want)
+	}
+	appendN(t, s2, 7, 1)
+	if got := drain(t, s2, 2); !slices.Equal(got, names(7, 1)) {
+		t.Fatalf("append after the restart: %q", got)
+	}
+}
+
+// TestSealedSegmentAckAndRestart: acknowledging across a sealed segment
+// (past its good records) deletes it and keeps the rest, across a restart.
+func TestSealedSegmentAckAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := spool.Options{Now: func() time.Time { return t0 }}
+	s := open(t, dir, opts)
+	appendN(t, s, 0, 2)
+	var faulty *faultyFile
+	spool.WrapSegments(s, func(f spool.SegFile) spool.SegFile {
+		faulty = &faultyFile{SegFile: f}
+		return faulty
+	})
+	faulty.set(true)
+	if err := s.Append(t0, []byte("lost")); err == nil {
+		t.Fatal("append with a failing disk succeeded")
+	}
+	faulty.set(false)
+	appendN(t, s, 2, 3)
+	recs, err := s.Peek(3, 0)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("peek: %d records, %v", len(recs), err)
+	}
+	if err := s.Ack(recs[2].End); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) != 1 {
+		t.Errorf("segments after acknowledging past the sealed one: %v", segs)
+	}
+	s2 := open(t, dir, opts)
+	if got := drain(t, s2, 10); !slices.Equal(got, names(3, 2)) {
+		t.Fatalf("after a restart: %q, want %q", got, names(3, 2))
+	}
 }

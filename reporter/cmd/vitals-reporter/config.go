@@ -66,6 +66,7 @@ func loadConfig(mode string, args []string, getenv func(string) string, stderr i
 	fs.SetOutput(stderr)
 	var (
 		configPath   = fs.String("config", "", "JSON config file (env VITALS_CONFIG)")
+		envFile      = fs.String("env-file", "", "KEY=VALUE file read as systemd reads EnvironmentFile=, e.g. the one `vitalsctl host add` printed; its values override the environment's (env VITALS_ENV_FILE)")
 		ingestURL    = fs.String("ingest-url", "", "ingest endpoint, e.g. https://vitals.example.com/api/ingest (env VITALS_INGEST_URL)")
 		serverID     = fs.String("server-id", "", "this host's server id (env VITALS_SERVER_ID; default: hostname)")
 		keyFile      = fs.String("host-key-file", "", "file holding the host key (env VITALS_HOST_KEY_FILE, or the key itself in VITALS_HOST_KEY)")
@@ -88,6 +89,24 @@ func loadConfig(mode string, args []string, getenv func(string) string, stderr i
 	}
 	if fs.NArg() > 0 {
 		return reporter.Config{}, logSettings{}, usagef("unexpected argument %q (flags go after the mode: vitals-reporter %s --flag value)", fs.Arg(0), mode)
+	}
+
+	// The env file acts as if its lines were in the environment; like
+	// systemd's EnvironmentFile= over Environment=, they win over the
+	// process's own variables (the crontab's), and flags win over both.
+	if path := first(*envFile, getenv("VITALS_ENV_FILE")); path != "" {
+		vars, err := readEnvFile(path, stderr)
+		if err != nil {
+			return reporter.Config{}, logSettings{}, usageError{err}
+		}
+		delete(vars, "VITALS_ENV_FILE") // no chains of files
+		processEnv := getenv
+		getenv = func(k string) string {
+			if v, ok := vars[k]; ok {
+				return v
+			}
+			return processEnv(k)
+		}
 	}
 
 	var s settings
@@ -126,7 +145,8 @@ func loadConfig(mode string, args []string, getenv func(string) string, stderr i
 	}
 	// systemd may pass several state directories separated by ':'.
 	cfg.StateDir, _, _ = strings.Cut(cfg.StateDir, ":")
-	if cfg.ServerID == "" {
+	idFromHostname := cfg.ServerID == ""
+	if idFromHostname {
 		h, err := os.Hostname()
 		if err != nil {
 			return reporter.Config{}, logSettings{}, usagef("server id: not configured and the hostname is unreadable: %v", err)
@@ -173,18 +193,32 @@ func loadConfig(mode string, args []string, getenv func(string) string, stderr i
 
 	// The key: a file (flag, env, config file) or the key itself (env,
 	// config file). Only print mode may go without.
+	var keyPath, keyFileID string
 	switch {
 	case *keyFile != "" || getenv("VITALS_HOST_KEY_FILE") != "":
-		cfg.HostKey, err = readKeyFile(first(*keyFile, getenv("VITALS_HOST_KEY_FILE")), stderr)
+		keyPath = first(*keyFile, getenv("VITALS_HOST_KEY_FILE"))
+		cfg.HostKey, keyFileID, err = readKeyFile(keyPath, stderr)
 	case getenv("VITALS_HOST_KEY") != "":
 		cfg.HostKey = []byte(strings.TrimSpace(getenv("VITALS_HOST_KEY")))
 	case s.HostKeyFile != "":
-		cfg.HostKey, err = readKeyFile(s.HostKeyFile, stderr)
+		keyPath = s.HostKeyFile
+		cfg.HostKey, keyFileID, err = readKeyFile(keyPath, stderr)
 	case s.HostKey != "":
 		cfg.HostKey = []byte(strings.TrimSpace(s.HostKey))
 	}
 	if err != nil {
 		return reporter.Config{}, logSettings{}, usageError{err}
+	}
+	if keyFileID != "" && keyFileID != cfg.ServerID {
+		// The key belongs to another server id: every batch would get a
+		// 401. This is what the old cron recipe did on a host whose
+		// hostname is not its enrolled id.
+		from := ""
+		if idFromHostname {
+			from = " (the hostname; VITALS_SERVER_ID is not set)"
+		}
+		return reporter.Config{}, logSettings{}, usagef("host key file %s is the env file of server id %q, but this reporter's server id is %q%s: "+
+			"read the whole file with --env-file %s (VITALS_ENV_FILE) rather than only its key", keyPath, keyFileID, cfg.ServerID, from, keyPath)
 	}
 
 	ls := logSettings{
@@ -264,32 +298,38 @@ func readConfigFile(path string) (fileConfig, error) {
 	return fc, nil
 }
 
-// readKeyFile reads a host key file, warning when others can read it.
-func readKeyFile(path string, stderr io.Writer) ([]byte, error) {
+// readKeyFile reads a host key file, warning when others can read it. The
+// file holds the key alone, or is the env file `vitalsctl host add` prints
+// (parsed as systemd would); then serverID is its VITALS_SERVER_ID, if any.
+func readKeyFile(path string, stderr io.Writer) (key []byte, serverID string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("host key file: %w", err)
+		return nil, "", fmt.Errorf("host key file: %w", err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(stderr, "warning: host key file %s is readable by other users (mode %o); chmod 600 it\n", path, st.Mode().Perm())
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	b, err := io.ReadAll(io.LimitReader(f, maxEnvFileBytes))
 	if err != nil {
-		return nil, fmt.Errorf("host key file: %w", err)
+		return nil, "", fmt.Errorf("host key file: %w", err)
 	}
-	key := bytes.TrimSpace(b)
-	// Accept the env-file form `vitalsctl host add` prints, so the same
-	// file can serve as EnvironmentFile= and as the key file.
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "VITALS_HOST_KEY="); ok {
-			key = []byte(strings.Trim(strings.TrimSpace(v), `"'`))
+	key = bytes.TrimSpace(b)
+	if vars, _ := parseEnvFile(b); len(vars) > 0 {
+		key = nil
+		for _, v := range vars {
+			switch v.key {
+			case "VITALS_HOST_KEY":
+				key = []byte(strings.TrimSpace(v.value))
+			case "VITALS_SERVER_ID":
+				serverID = v.value
+			}
 		}
 	}
 	if len(key) == 0 {
-		return nil, fmt.Errorf("host key file %s is empty", path)
+		return nil, "", fmt.Errorf("host key file %s is empty or has no VITALS_HOST_KEY line", path)
 	}
-	return key, nil
+	return key, serverID, nil
 }
 
 // instanceFlags collects repeated --instance flags.

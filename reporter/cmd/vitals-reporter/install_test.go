@@ -98,46 +98,32 @@ func TestSystemdUnitIsHardened(t *testing.T) {
 }
 
 // TestCronLine checks the cron.d file: a five-field schedule, a user, and a
-// command line the reporter accepts.
+// command line the reporter accepts, reading its settings from the env file
+// the systemd units name.
 func TestCronLine(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(infraDir, "cron", "vitals-reporter"))
-	if err != nil {
+	env, args := cronJob(t)
+	envFile := filepath.Join(t.TempDir(), "reporter.env")
+	if err := os.WriteFile(envFile, []byte("VITALS_SERVER_ID=web-1\nVITALS_HOST_KEY=k\nVITALS_INGEST_URL=https://vitals.example.com/api/ingest\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{}
-	jobs := 0
-	for line := range strings.Lines(string(b)) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok && !strings.Contains(k, " ") {
-			env[k] = v
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) < 8 || f[5] == "" || f[6] != "vitals-reporter" || f[7] != "once" {
-			t.Fatalf("job line %q: want '<5 fields> <user> vitals-reporter once …'", line)
-		}
-		jobs++
-		var args []string
-		for _, a := range f[8:] {
-			if strings.ContainsAny(a, "|>") {
-				break
-			}
-			args = append(args, a)
-		}
-		// The key file is a placeholder path here; everything else must parse.
-		delete(env, "VITALS_HOST_KEY_FILE")
-		cfg, _, err := loadConfig("once", args, func(k string) string { return env[k] }, io.Discard)
-		if err != nil {
-			t.Fatalf("cron command line: %v", err)
-		}
-		if cfg.IngestURL == "" || cfg.StateDir != "/var/lib/vitals-reporter" {
-			t.Errorf("cron environment not picked up: %+v", cfg)
-		}
+	if env["VITALS_ENV_FILE"] != "/etc/vitals/reporter.env" {
+		t.Fatalf("the cron file must read the units' env file, /etc/vitals/reporter.env: VITALS_ENV_FILE=%q", env["VITALS_ENV_FILE"])
 	}
-	if jobs != 1 {
-		t.Fatalf("%d job lines, want 1", jobs)
+	env["VITALS_ENV_FILE"] = envFile
+	cfg, _, err := loadConfig("once", args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatalf("cron command line: %v", err)
+	}
+	if cfg.ServerID != "web-1" || cfg.IngestURL == "" || cfg.StateDir != "/var/lib/vitals-reporter" {
+		t.Errorf("cron environment not picked up: %+v", cfg)
+	}
+	for _, unit := range []string{"vitals-reporter.service", "vitals-reporter-once.service"} {
+		b, err := os.ReadFile(filepath.Join(infraDir, "systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("\nEnvironmentFile=/etc/vitals/reporter.env\n")) {
+			t.Errorf("%s does not read /etc/vitals/reporter.env, the file the cron job reads", unit)
+		}
 	}
 }

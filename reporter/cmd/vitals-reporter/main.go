@@ -6,8 +6,9 @@
 //	vitals-reporter print    one sample as JSON on stdout; no network
 //	vitals-reporter version
 //
-// Configuration: flags > VITALS_* environment > JSON config file. See the
-// README's reporter section.
+// Configuration: flags > the env file (--env-file, VITALS_ENV_FILE; read as
+// systemd reads EnvironmentFile=) > VITALS_* environment > JSON config file.
+// See the README's reporter section.
 package main
 
 import (

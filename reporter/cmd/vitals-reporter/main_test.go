@@ -146,7 +146,7 @@ func TestKeyFileForms(t *testing.T) {
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
 		os.WriteFile(p, []byte(content), 0o600)
-		key, err := readKeyFile(p, io.Discard)
+		key, _, err := readKeyFile(p, io.Discard)
 		if err != nil || string(key) != "abc123" {
 			t.Errorf("%s: key = %q, %v", name, key, err)
 		}
@@ -154,12 +154,12 @@ func TestKeyFileForms(t *testing.T) {
 	loose := filepath.Join(dir, "loose")
 	os.WriteFile(loose, []byte("abc"), 0o644)
 	var warn bytes.Buffer
-	if _, err := readKeyFile(loose, &warn); err != nil || !strings.Contains(warn.String(), "chmod 600") {
+	if _, _, err := readKeyFile(loose, &warn); err != nil || !strings.Contains(warn.String(), "chmod 600") {
 		t.Errorf("world-readable key file: err %v, warning %q", err, warn.String())
 	}
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o600)
-	if _, err := readKeyFile(empty, io.Discard); err == nil {
+	if _, _, err := readKeyFile(empty, io.Discard); err == nil {
 		t.Error("empty key file accepted")
 	}
 }
