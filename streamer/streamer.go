@@ -234,7 +234,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/instances/{id}/monitoring/metrics/stream", s.serveInstanceSSE)
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /config.json", s.serveWebConfig)
-	mux.Handle("GET /", webHandler(s.log))
+	mux.Handle("GET /", webHandler(s.log, s.cfg.APIBase))
 	// Anything else is a JSON 404/405 worded as by the REST API.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.stats.requests.Add(1)
