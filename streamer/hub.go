@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +34,27 @@ func (k kind) String() string {
 // frame is one metric ready for the wire, encoded once per message for
 // every client that receives it.
 type frame struct {
-	at  int64  // collectedAt, unix nanoseconds: orders frames per client
+	at  int64  // collectedAt, unix nanoseconds: orders frames per client (see supersedes)
 	ws  []byte // {"type":"server","id":"…","metric":{…}}
-	sse []byte // id: …\ndata: {…}\n\n
+	sse []byte // data: {…}\n\n (each stream writes its own "id:" line before it)
+}
+
+// supersedes reports whether a frame collected at next replaces one
+// collected at cur (both unix nanoseconds) as the newest a topic or a client
+// holds. It is the rule the whole project follows for "latest" (the store
+// applies it to /latest and to what ingest publishes): a sample replaces the
+// latest if it is newer by collectedAt, or if the latest is dated ahead of
+// this process's clock. The second clause exists because a host whose clock
+// steps back (an NTP correction) sends samples older than the one it dated
+// in the future; without it that one sample would freeze the live view
+// until the host's clock caught up with it, up to the 5-minute skew window.
+// An equal collectedAt is the same sample (the store keeps one per instant)
+// and never replaces, so a re-sent latest does not arrive twice.
+func supersedes(cur, next int64, now func() time.Time) bool {
+	if next == cur {
+		return false
+	}
+	return next > cur || cur > now().UnixNano()
 }
 
 // newFrame builds the frames of one metric from its JSON (a ServerMetric
@@ -69,36 +86,18 @@ func newFrame(k kind, seriesID string, payload []byte) (*frame, error) {
 	ws = append(ws, payload...)
 	ws = append(ws, '}')
 
-	eventID := head.ID
-	if eventID == "" {
-		eventID = strconv.FormatInt(head.CollectedAt.Unix(), 10)
-	}
-	sse := make([]byte, 0, len(payload)+len(eventID)+16)
-	sse = append(sse, "id: "...)
-	sse = append(sse, sanitizeLine(eventID)...)
-	sse = append(sse, "\ndata: "...)
+	// The SSE event id is not the metric's: two samples of one 10 s bucket
+	// share that, and each stream numbers its own events (see stream).
+	sse := make([]byte, 0, len(payload)+8)
+	sse = append(sse, "data: "...)
 	sse = append(sse, payload...)
 	sse = append(sse, "\n\n"...)
 	return &frame{at: head.CollectedAt.UnixNano(), ws: ws, sse: sse}, nil
 }
 
-// sanitizeLine drops characters that would end an SSE field early.
-func sanitizeLine(s string) string {
-	if !bytes.ContainsAny([]byte(s), "\r\n\x00") {
-		return s
-	}
-	b := []byte(s)
-	out := b[:0]
-	for _, c := range b {
-		if c != '\r' && c != '\n' && c != 0 {
-			out = append(out, c)
-		}
-	}
-	return string(out)
-}
-
-// subscriber receives a topic's frames. deliver must not block: it queues
-// the frame or, when its client cannot keep up, drops the client.
+// subscriber receives a topic's frames. deliver must not block: it keeps
+// the frame as its client's pending one for the topic (replacing an older
+// pending one, so a backlog coalesces) and wakes the client's writer.
 type subscriber interface {
 	deliver(f *frame)
 }
@@ -118,11 +117,11 @@ type topic struct {
 	last atomic.Pointer[frame] // newest frame seen, for late joiners
 }
 
-// offer records f as the topic's latest if it is newer.
-func (t *topic) offer(f *frame) {
+// offer records f as the topic's latest if it supersedes the current one.
+func (t *topic) offer(f *frame, now func() time.Time) {
 	for {
 		cur := t.last.Load()
-		if cur != nil && cur.at >= f.at {
+		if cur != nil && !supersedes(cur.at, f.at, now) {
 			return
 		}
 		if t.last.CompareAndSwap(cur, f) {
@@ -143,6 +142,7 @@ type hub struct {
 	stats    *counters
 	cfg      Config
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu     sync.RWMutex
 	topics map[string]*topic // by channel name
@@ -154,8 +154,9 @@ type hub struct {
 	closeOnce sync.Once
 }
 
-func newHub(client redis.UniversalClient, ch Channels, store metric.Store, stats *counters, cfg Config, log *slog.Logger) *hub {
+func newHub(client redis.UniversalClient, ch Channels, store metric.Store, stats *counters, cfg Config, log *slog.Logger, now func() time.Time) *hub {
 	h := &hub{
+		now:       now,
 		channels:  ch,
 		store:     store,
 		stats:     stats,
@@ -363,7 +364,7 @@ func (h *hub) receive(msgs <-chan any) {
 
 // publish hands f to every subscriber of t.
 func (h *hub) publish(t *topic, f *frame) {
-	t.offer(f)
+	t.offer(f, h.now)
 	h.mu.RLock()
 	for s := range t.subs {
 		s.deliver(f)

@@ -2,7 +2,11 @@ package streamer
 
 import (
 	"context"
+	"errors"
+	"math"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -13,29 +17,41 @@ import (
 )
 
 // sseClient is one event stream. The handler goroutine is its writer; the
-// hub hands it frames through a bounded channel and drops the stream when
-// the channel is full.
+// hub hands it frames without ever blocking: the newest not yet written is
+// kept as pending (a backlog coalesces to the newest state) and notify wakes
+// the writer. A stream that does not read is found by its write deadline,
+// never by how many frames arrived.
 type sseClient struct {
-	frames chan *frame
-	slow   chan struct{} // closed when the client fell behind
+	notify chan struct{} // capacity 1: "pending has a frame"
+	now    func() time.Time
 
-	mu       sync.Mutex
-	lastAt   int64
-	slowOnce sync.Once
+	mu      sync.Mutex
+	lastAt  int64  // collectedAt of the newest frame accepted (pending or written)
+	pending *frame // newest frame not yet written
 }
 
 func (c *sseClient) deliver(f *frame) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f.at <= c.lastAt {
+	if !supersedes(c.lastAt, f.at, c.now) {
+		c.mu.Unlock()
 		return
 	}
+	c.lastAt = f.at
+	c.pending = f
+	c.mu.Unlock()
 	select {
-	case c.frames <- f:
-		c.lastAt = f.at
-	default:
-		c.slowOnce.Do(func() { close(c.slow) })
+	case c.notify <- struct{}{}:
+	default: // the writer is already due to look
 	}
+}
+
+// take returns the pending frame, if any, and clears it.
+func (c *sseClient) take() *frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.pending
+	c.pending = nil
+	return f
 }
 
 func (s *Server) serveServerSSE(w http.ResponseWriter, r *http.Request) {
@@ -91,10 +107,18 @@ func (s *Server) sseError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // stream runs one SSE response: the latest metric at once (404 before the
-// stream starts when there is none), then every new sample, the latest
-// again after SSEInterval without one, and heartbeat comments. It ends when
-// the client leaves, the token expires, the client falls behind, or the
-// server shuts down.
+// stream starts when there is none), then the newest sample whenever one
+// comes (a burst coalesces to its newest), the latest again after
+// SSEInterval without one, and heartbeat comments. It ends when the client
+// leaves, the token expires, a write blocks longer than WriteTimeout (the
+// client does not read), or the server shuts down.
+//
+// Event ids are this stream's own sequence, strictly increasing and never
+// repeated (the metric's own "id", which two samples of one 10 s bucket
+// share, stays in the data). A reconnecting EventSource sends the last one
+// as Last-Event-ID; a numeric one continues the sequence after it, so the
+// ids a page sees keep increasing across reconnects. There is no replay:
+// the stream always starts from the latest metric, history is REST's job.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Claims, k kind, id string) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	first, err := s.hub.latest(ctx, k, id)
@@ -103,7 +127,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 		s.sseError(w, r, err)
 		return
 	}
-	c := &sseClient{frames: make(chan *frame, s.cfg.SendQueue), slow: make(chan struct{})}
+	c := &sseClient{notify: make(chan struct{}, 1), now: s.now}
 	if !s.register(nil, c) {
 		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "server shutting down")
@@ -123,23 +147,49 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 
-	write := func(b []byte) bool {
+	var slow bool
+	write := func(b ...[]byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
+		n := 0
+		for _, p := range b {
+			if _, err := w.Write(p); err != nil {
+				slow = isTimeout(err)
+				return false
+			}
+			n += len(p)
 		}
 		if err := rc.Flush(); err != nil {
+			slow = isTimeout(err)
 			return false
 		}
-		s.stats.bytesOut.Add(int64(len(b)))
+		s.stats.bytesOut.Add(int64(n))
+		return true
+	}
+	defer func() {
+		if slow {
+			s.stats.slowDropped.Add(1)
+			s.log.Info("closing slow SSE client: not reading", "writeTimeout", s.cfg.WriteTimeout)
+		}
+	}()
+	seq := lastEventID(r)
+	var idBuf []byte
+	event := func(prefix []byte, f *frame) bool {
+		seq++
+		idBuf = append(idBuf[:0], prefix...)
+		idBuf = append(idBuf, "id: "...)
+		idBuf = strconv.AppendUint(idBuf, seq, 10)
+		idBuf = append(idBuf, '\n')
+		if !write(idBuf, f.sse) {
+			return false
+		}
+		s.stats.messagesOut.Add(1)
 		return true
 	}
 	retry := "retry: " + strconv.FormatInt(s.cfg.SSERetry.Milliseconds(), 10) + "\n"
 	c.lastAt = first.at
-	if !write(append([]byte(retry), first.sse...)) {
+	if !event([]byte(retry), first) {
 		return
 	}
-	s.stats.messagesOut.Add(1)
 	last := first
 
 	t := s.hub.join(k, id, c)
@@ -160,19 +210,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 	}
 	for {
 		select {
-		case f := <-c.frames:
-			if !write(f.sse) {
+		case <-c.notify:
+			f := c.take()
+			if f == nil {
+				continue
+			}
+			if !event(nil, f) {
 				return
 			}
-			s.stats.messagesOut.Add(1)
 			last = f
 			resend.Reset(s.cfg.SSEInterval)
 		case <-resend.C:
 			// The seed's cadence: the latest every 10 s even without news.
-			if !write(last.sse) {
+			if !event(nil, last) {
 				return
 			}
-			s.stats.messagesOut.Add(1)
 			resend.Reset(s.cfg.SSEInterval)
 		case <-heartbeat.C:
 			if !write([]byte(": heartbeat\n\n")) {
@@ -181,10 +233,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 		case <-expired:
 			_ = write([]byte("event: expired\ndata: {\"error\":\"token expired\"}\n\n"))
 			return
-		case <-c.slow:
-			s.stats.slowDropped.Add(1)
-			s.log.Info("closing slow SSE client: send queue full", "queue", s.cfg.SendQueue)
-			return
 		case <-s.done:
 			_ = write([]byte(": server shutting down\n\n"))
 			return
@@ -192,4 +240,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 			return
 		}
 	}
+}
+
+// lastEventID is where a stream's event ids continue: after the client's
+// Last-Event-ID when it is one of ours (a decimal number), else from 0.
+func lastEventID(r *http.Request) uint64 {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" || len(v) > 19 {
+		return 0
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > math.MaxInt64 {
+		return 0
+	}
+	return n
+}
+
+// isTimeout reports whether a write failed on its deadline, i.e. the peer
+// stopped reading (as opposed to having gone away).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -1,10 +1,12 @@
 package streamer_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,11 +40,11 @@ func TestSSEServerStream(t *testing.T) {
 	}
 	var m metric.ServerMetric
 	decodeJSON(t, first.data, &m)
-	if m.ServerID != "web-1" || !m.CollectedAt.Equal(t0) || first.id != m.ID || m.ID == "" {
+	if m.ServerID != "web-1" || !m.CollectedAt.Equal(t0) || first.id != "1" || m.ID == "" {
 		t.Fatalf("first event id=%q %+v", first.id, m)
 	}
 
-	// Without a new sample, the latest comes again (same id) and
+	// Without a new sample, the latest comes again (a new event id) and
 	// heartbeat comments flow. Which comes first is up to the scheduler: a
 	// handler that runs late finds both timers due and picks either.
 	var sawHeartbeat, sawResend bool
@@ -58,8 +60,10 @@ func TestSSEServerStream(t *testing.T) {
 			sawHeartbeat = true
 		}
 		if ev.data != "" {
-			if ev.id != first.id {
-				t.Fatalf("re-sent event id %q, want %q", ev.id, first.id)
+			var again metric.ServerMetric
+			decodeJSON(t, ev.data, &again)
+			if ev.id == first.id || again.ID != m.ID {
+				t.Fatalf("re-sent event id %q (first %q), metric %q", ev.id, first.id, again.ID)
 			}
 			sawResend = true
 		}
@@ -72,10 +76,77 @@ func TestSSEServerStream(t *testing.T) {
 		ev := stream.nextData(t)
 		decodeJSON(t, ev.data, &m)
 		if m.CollectedAt.Equal(t1) {
-			if ev.id != m.ID || m.CPUUsagePercent != 20 {
+			if ev.id == first.id || m.CPUUsagePercent != 20 {
 				t.Fatalf("new event id=%q %+v", ev.id, m)
 			}
 			break
+		}
+	}
+}
+
+// Issue 12 item 11: two samples of one 10 s bucket (a 10 s reporter
+// slightly late) share the metric id; the SSE event ids must still be
+// unique and increasing, re-sends included, and a reconnect with
+// Last-Event-ID continues after it. Before, the event id was the metric id,
+// so the two samples (and every re-send) repeated it.
+func TestSSEEventIDsUniqueAndMonotonic(t *testing.T) {
+	e := newEnv(t, streamer.Config{SSEInterval: 50 * time.Millisecond})
+	t0 := time.Now().Add(-time.Minute).Truncate(10 * time.Second)
+	e.ingest("web-1", sample(t0, 10))
+	tok := token(t, "web-1")
+	_, stream := e.sse("/api/servers/web-1/metrics/stream", tok)
+	ch := e.store.ServerChannel("web-1")
+	eventually(t, "redis subscription", func() bool {
+		n, err := e.store.Client().PubSubNumSub(context.Background(), ch).Result()
+		return err == nil && n[ch] == 1
+	})
+	t1 := t0.Add(3 * time.Second) // the same 10 s bucket
+	e.ingest("web-1", sample(t1, 20))
+
+	var ids []uint64
+	metricIDs := map[time.Time]string{}
+	seen := map[string]bool{}
+	for len(metricIDs) < 2 || len(ids) < 6 {
+		ev := stream.nextData(t)
+		var m metric.ServerMetric
+		decodeJSON(t, ev.data, &m)
+		metricIDs[m.CollectedAt] = m.ID
+		if seen[ev.id] {
+			t.Fatalf("event id %q repeated (metric %s at %s)", ev.id, m.ID, m.CollectedAt)
+		}
+		seen[ev.id] = true
+		n, err := strconv.ParseUint(ev.id, 10, 64)
+		if err != nil {
+			t.Fatalf("event id %q: %v", ev.id, err)
+		}
+		if len(ids) > 0 && n <= ids[len(ids)-1] {
+			t.Fatalf("event ids %v then %d: not increasing", ids, n)
+		}
+		ids = append(ids, n)
+	}
+	if metricIDs[t0] != metricIDs[t1] {
+		t.Logf("note: the two samples have distinct metric ids %q, %q", metricIDs[t0], metricIDs[t1])
+	}
+
+	// A reconnecting EventSource sends its last id; the ids go on after it.
+	// Anything that is not one of ours starts again from 1.
+	for _, tc := range []struct{ last, want string }{
+		{"41", "42"},
+		{"web-1:1700000000", "1"},
+		{"-3", "1"},
+		{"99999999999999999999999", "1"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, e.http.URL+"/api/servers/web-1/metrics/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Last-Event-ID", tc.last)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := (&sseStream{resp: resp, rd: bufio.NewReader(resp.Body)}).nextData(t)
+		resp.Body.Close()
+		if ev.id != tc.want {
+			t.Errorf("Last-Event-ID %q: first id %q, want %q", tc.last, ev.id, tc.want)
 		}
 	}
 }

@@ -7,8 +7,11 @@
 // Samples reach it through Redis pub/sub (one channel per series, fed by the
 // store's Ingest). A hub keeps exactly one Redis subscription per channel
 // for the whole process, shared by every local client and reference-counted,
-// turns each message into its wire frames once, and hands them to bounded
-// per-client queues, so a slow client is dropped instead of stalling others.
+// turns each message into its wire frames once, and hands them to the
+// clients without ever blocking: each client keeps only the newest pending
+// frame per series, so a burst of samples coalesces to the newest state, and
+// a client that does not read (a write blocked past WriteTimeout) is dropped
+// instead of stalling others.
 // It cannot be a Lambda function: it holds connections open.
 package streamer
 
@@ -41,15 +44,22 @@ type Config struct {
 	PingInterval time.Duration
 	PingTimeout  time.Duration
 	// WriteTimeout bounds one write to a client; a client that cannot take
-	// a frame in this time is dropped. Default 10s.
+	// a frame in this time does not read and is dropped (counted in
+	// slowClientsDropped). It is the only measure of a slow client: a
+	// burst of samples never drops one, it coalesces. Default 10s.
 	WriteTimeout time.Duration
 	// ReadLimit is the largest WebSocket message accepted from a client;
 	// larger ones close the socket with 1009 (message too big). Commands
 	// are short; the limit leaves room for a JWT with a long server list.
 	// Default 16 KiB.
 	ReadLimit int64
-	// SendQueue is how many frames may wait for one client. A client whose
-	// queue is full is too slow and is disconnected. Default 64.
+	// SendQueue is ignored. It was how many frames could wait for one
+	// client before the client was dropped as slow, which dropped clients
+	// that were reading during a burst of samples. A client now keeps only
+	// the newest pending frame per series, and WriteTimeout alone decides
+	// that a client is slow.
+	//
+	// Deprecated: pending frames coalesce; use WriteTimeout.
 	SendQueue int
 	// SSEInterval is the longest gap between two SSE events: the latest
 	// metric is sent again when no new sample came (the oCore seed's 10
@@ -95,7 +105,6 @@ func DefaultConfig() Config {
 		PingTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		ReadLimit:         16 << 10,
-		SendQueue:         64,
 		SSEInterval:       10 * time.Second,
 		SSEHeartbeat:      15 * time.Second,
 		SSERetry:          3 * time.Second,
@@ -123,9 +132,6 @@ func (c Config) withDefaults() Config {
 	setDur(&c.PubSubSendTimeout, d.PubSubSendTimeout)
 	if c.ReadLimit <= 0 {
 		c.ReadLimit = d.ReadLimit
-	}
-	if c.SendQueue <= 0 {
-		c.SendQueue = d.SendQueue
 	}
 	if c.PubSubBuffer <= 0 {
 		c.PubSubBuffer = d.PubSubBuffer
@@ -211,7 +217,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		sseConns: map[*sseClient]struct{}{},
 		done:     make(chan struct{}),
 	}
-	s.hub = newHub(deps.Client, deps.Channels, deps.Store, &s.stats, cfg, deps.Logger)
+	s.hub = newHub(deps.Client, deps.Channels, deps.Store, &s.stats, cfg, deps.Logger, deps.Now)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -228,7 +234,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/instances/{id}/monitoring/metrics/stream", s.serveInstanceSSE)
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /config.json", s.serveWebConfig)
-	mux.Handle("GET /", webHandler(s.log))
+	mux.Handle("GET /", webHandler(s.log, s.cfg.APIBase))
 	// Anything else is a JSON 404/405 worded as by the REST API.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.stats.requests.Add(1)
@@ -345,7 +351,7 @@ type counters struct {
 	bytesIn     atomic.Int64
 	bytesOut    atomic.Int64
 	redisIn     atomic.Int64 // pub/sub messages received
-	slowDropped atomic.Int64 // clients closed for a full send queue
+	slowDropped atomic.Int64 // clients closed for not reading (a write blocked past WriteTimeout)
 	resubscribe atomic.Int64 // Redis (re)subscriptions confirmed after a reconnect
 }
 

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/vitals-dev/vitals/shared/httpapi"
@@ -18,8 +19,9 @@ var webFiles embed.FS
 
 // webHandler serves the page at / and its assets. The page itself is never
 // cached (it is tiny and must pick up new deployments); assets may be
-// cached briefly.
-func webHandler(log *slog.Logger) http.Handler {
+// cached briefly. apiBase is Config.APIBase: the page may fetch from it.
+func webHandler(log *slog.Logger, apiBase string) http.Handler {
+	csp := contentSecurityPolicy(apiBase)
 	sub, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		panic(err) // the embed directive guarantees the directory
@@ -43,7 +45,21 @@ func webHandler(log *slog.Logger) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' data:; style-src 'self'; script-src 'self'")
+		h.Set("Content-Security-Policy", csp)
+		// For browsers that predate frame-ancestors.
+		h.Set("X-Frame-Options", "DENY")
 		files.ServeHTTP(w, r)
 	})
+}
+
+// contentSecurityPolicy is the page's policy. The page talks only to its
+// own origin ('self' covers ws: and wss: to it in CSP Level 3 browsers),
+// plus the REST API's origin when APIBase names another one; it may not be
+// framed by anyone (clickjacking).
+func contentSecurityPolicy(apiBase string) string {
+	connect := "'self'"
+	if u, err := url.Parse(apiBase); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+		connect += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'self'; connect-src " + connect + "; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 }

@@ -32,17 +32,21 @@ const (
 const maxSubscriptions = 256
 
 // wsClient is one WebSocket. Its handler goroutine reads and answers
-// commands; frames (replies and pushes alike, in order) go through a
-// bounded queue drained by a writer goroutine that exists only while there
-// is something to write, so an idle connection costs one goroutine.
+// commands; a writer goroutine that exists only while there is something to
+// write sends the replies (in order) and, per subscription, the newest
+// pending push, so an idle connection costs one goroutine and a burst of
+// samples coalesces to the newest state instead of queueing. A client that
+// does not read is found by the write deadline (WriteTimeout), never by how
+// much was published.
 type wsClient struct {
 	s       *Server
 	conn    *websocket.Conn
-	netConn net.Conn // under conn: a socket deadline bounds each batch of writes
+	netConn net.Conn // under conn: a socket deadline bounds each write
 
 	mu        sync.Mutex
-	queue     [][]byte
-	pending   int // queued + being written
+	drained   sync.Cond // on mu: replies were taken by the writer, or closed
+	replies   [][]byte  // command answers not yet written, in order
+	dirty     []*wsSub  // subscriptions with a pending push, in arrival order
 	writing   bool
 	closed    bool
 	claims    *auth.Claims
@@ -57,17 +61,26 @@ type subKey struct {
 	id   string
 }
 
-// wsSub is one subscription of a socket; lastAt keeps the frames it passes
-// on strictly newer, so re-sent latests never arrive twice or go back in
-// time.
+// wsSub is one subscription of a socket. lastAt keeps the frames it passes
+// on in the order supersedes defines, so re-sent latests never arrive twice
+// or go back in time; pending holds the newest frame not yet written.
 type wsSub struct {
 	c        *wsClient
 	t        *topic
 	serverID string // the server whose scope covers it (an instance's server)
-	lastAt   int64  // guarded by c.mu
+
+	// Guarded by c.mu.
+	lastAt  int64
+	pending *frame
+	gone    bool // unsubscribed: nothing more is sent for it
 }
 
-func (sub *wsSub) deliver(f *frame) { sub.c.push(sub, f.at, f.ws) }
+func (sub *wsSub) deliver(f *frame) { sub.c.push(sub, f) }
+
+// maxPendingReplies is how many command answers may wait for the writer
+// before the reader stops reading commands: a client that sends faster
+// than it reads is slowed down to its own pace, not dropped for a count.
+const maxPendingReplies = 16
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	sb := &smallBuffers{ResponseWriter: w}
@@ -85,6 +98,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(s.cfg.ReadLimit)
 	c := &wsClient{s: s, conn: conn, netConn: sb.conn}
+	c.drained.L = &c.mu
 	if !s.register(c, nil) {
 		_ = conn.Close(statusGoingAway, "server shutting down")
 		return
@@ -136,6 +150,14 @@ func (c *wsClient) readLoop() {
 			go func() { c.command(string(data)); done <- struct{}{} }()
 			<-done
 		}
+		// Backpressure: read the next command only once the answers are
+		// on their way. A peer that never reads is dropped by the write
+		// deadline, which closes the client and ends this wait.
+		c.mu.Lock()
+		for !c.closed && len(c.replies) >= maxPendingReplies {
+			c.drained.Wait()
+		}
+		c.mu.Unlock()
 	}
 }
 
@@ -273,6 +295,7 @@ func (c *wsClient) auth(args []string) {
 	for k, sub := range c.subs {
 		if !claims.CanRead(sub.serverID) {
 			delete(c.subs, k)
+			sub.gone = true
 			dropped = append(dropped, sub)
 		}
 	}
@@ -411,6 +434,7 @@ func (c *wsClient) unsubscribe(args []string) {
 	c.mu.Lock()
 	if len(args) == 0 { // everything
 		for k, sub := range c.subs {
+			sub.gone = true
 			drop = append(drop, sub)
 			delete(c.subs, k)
 		}
@@ -425,6 +449,9 @@ func (c *wsClient) unsubscribe(args []string) {
 		c.mu.Lock()
 		sub, ok := c.subs[subKey{k, id}]
 		delete(c.subs, subKey{k, id})
+		if ok {
+			sub.gone = true
+		}
 		c.mu.Unlock()
 		if !ok {
 			c.reply(fmt.Sprintf("error: not subscribed to %s %s", k, id))
@@ -457,7 +484,7 @@ func (c *wsClient) servers(ctx context.Context, claims *auth.Claims) {
 	c.replyJSON(map[string]any{"servers": out})
 }
 
-func (c *wsClient) reply(msg string) { c.push(nil, 0, []byte(msg)) }
+func (c *wsClient) reply(msg string) { c.push(nil, &frame{ws: []byte(msg)}) }
 
 // replyError answers err with the text REST and SSE give it (see
 // Server.clientMessage); what names the step in the log.
@@ -472,82 +499,96 @@ func (c *wsClient) replyJSON(v any) {
 		c.reply("error: internal error")
 		return
 	}
-	c.push(nil, 0, b)
+	c.push(nil, &frame{ws: b})
 }
 
-// push queues msg without ever blocking. For a subscription frame (sub set)
-// it first drops what is not newer than the last one sent. A full queue
-// means the client cannot keep up: it is closed with 1008 and a reason.
-func (c *wsClient) push(sub *wsSub, at int64, msg []byte) {
+// push hands f to the writer without ever blocking. A reply (sub nil) is
+// queued in order. A push replaces the subscription's pending frame, when
+// it supersedes the last one accepted: a client that reads slower than
+// samples arrive gets the newest state, not a backlog, and is never dropped
+// for it.
+func (c *wsClient) push(sub *wsSub, f *frame) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
 		return
 	}
-	if sub != nil {
-		if at <= sub.lastAt {
-			c.mu.Unlock()
+	if sub == nil {
+		c.replies = append(c.replies, f.ws)
+	} else {
+		if sub.gone || !supersedes(sub.lastAt, f.at, c.s.now) {
 			return
 		}
-		sub.lastAt = at
+		sub.lastAt = f.at
+		if sub.pending == nil {
+			c.dirty = append(c.dirty, sub)
+		}
+		sub.pending = f
 	}
-	if c.pending >= c.s.cfg.SendQueue {
-		// Closed now, not in the goroutine: frames delivered meanwhile
-		// would otherwise each count (and log) the drop again.
-		c.closed = true
-		c.queue = nil
-		c.mu.Unlock()
-		c.s.stats.slowDropped.Add(1)
-		c.s.log.Info("closing slow websocket client: send queue full", "queue", c.s.cfg.SendQueue)
-		go c.closeWith(statusPolicyViolation, "slow client: send queue full")
-		return
-	}
-	c.queue = append(c.queue, msg)
-	c.pending++
 	if !c.writing {
 		c.writing = true
 		go c.writeLoop()
 	}
-	c.mu.Unlock()
 }
 
-// writeLoop sends queued frames until the queue is empty, then exits.
+// writeLoop sends the queued replies, then each subscription's pending
+// push, until nothing is left, then exits. Each write has WriteTimeout: a
+// write that takes longer means the client does not read (its socket
+// buffers are full), and it is dropped, counted and logged once.
 func (c *wsClient) writeLoop() {
+	var batch [][]byte
 	for {
 		c.mu.Lock()
-		if c.closed || len(c.queue) == 0 {
+		if c.closed || (len(c.replies) == 0 && len(c.dirty) == 0) {
 			c.writing = false
-			c.queue = nil
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue = nil
+		batch = append(batch[:0], c.replies...)
+		c.replies = nil
+		for _, sub := range c.dirty {
+			if sub.pending != nil && !sub.gone {
+				batch = append(batch, sub.pending.ws)
+			}
+			sub.pending = nil
+		}
+		clear(c.dirty)
+		c.dirty = c.dirty[:0]
+		c.drained.Broadcast()
 		c.mu.Unlock()
-		// A socket deadline, not a context per write: a context makes
-		// coder/websocket arm and disarm a timer callback for every frame,
-		// which dominates the cost of fanning one sample out to thousands.
-		_ = c.netConn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 		for i, msg := range batch {
+			// A socket deadline, not a context per write: a context makes
+			// coder/websocket arm and disarm a timer callback for every
+			// frame, which dominates the cost of fanning one sample out to
+			// thousands.
+			_ = c.netConn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 			err := c.conn.Write(context.Background(), websocket.MessageText, msg)
 			batch[i] = nil
 			if err != nil {
-				// The client took longer than WriteTimeout, or went away;
-				// the reader then ends and cleans up.
-				c.mu.Lock()
-				c.closed, c.writing, c.queue = true, false, nil
-				c.mu.Unlock()
-				_ = c.conn.CloseNow()
+				c.writeFailed(err)
 				return
 			}
 			c.s.stats.messagesOut.Add(1)
 			c.s.stats.bytesOut.Add(int64(len(msg)))
-			c.mu.Lock()
-			c.pending--
-			c.mu.Unlock()
 		}
 		_ = c.netConn.SetWriteDeadline(time.Time{})
 	}
+}
+
+// writeFailed ends the client after a failed write: the client took longer
+// than WriteTimeout (it does not read), or went away. The reader then ends
+// and cleans up. No close frame: the socket has no room for one.
+func (c *wsClient) writeFailed(err error) {
+	c.mu.Lock()
+	wasClosed := c.closed
+	c.closed, c.writing, c.replies, c.dirty = true, false, nil, nil
+	c.drained.Broadcast()
+	c.mu.Unlock()
+	if isTimeout(err) && !wasClosed {
+		c.s.stats.slowDropped.Add(1)
+		c.s.log.Info("closing slow websocket client: not reading", "writeTimeout", c.s.cfg.WriteTimeout)
+	}
+	_ = c.conn.CloseNow()
 }
 
 // schedulePing arms the keepalive: a timer, not a goroutine, per socket.
@@ -583,7 +624,8 @@ func (c *wsClient) keepalive() {
 func (c *wsClient) closeWith(code websocket.StatusCode, reason string) {
 	c.mu.Lock()
 	c.closed = true
-	c.queue = nil
+	c.replies, c.dirty = nil, nil
+	c.drained.Broadcast()
 	c.mu.Unlock()
 	_ = c.conn.Close(code, reason)
 }
@@ -592,7 +634,8 @@ func (c *wsClient) closeWith(code websocket.StatusCode, reason string) {
 func (c *wsClient) cleanup() {
 	c.mu.Lock()
 	c.closed = true
-	c.queue = nil
+	c.replies, c.dirty = nil, nil
+	c.drained.Broadcast()
 	for _, t := range []*time.Timer{c.authTimer, c.expTimer, c.pingTimer} {
 		if t != nil {
 			t.Stop()

@@ -179,7 +179,8 @@
     if (!state.server) {
       const want = new URLSearchParams(location.hash.slice(1)).get('server');
       const pick = state.servers.find((s) => s.id === want) || newest;
-      if (pick) { select(pick.id); return; } // which renders the list
+      // The URL's entry is corrected, not added to: Back leaves the page.
+      if (pick) { select(pick.id, 'replace'); return; } // which renders the list
     }
     renderServers();
     // New instances appear without a reload.
@@ -251,7 +252,7 @@
       b.dataset.server = s.id;
       if (s.id === state.server) b.classList.add('on');
       b.append(el('span', 'sdot'), el('span', 'sname', s.id), el('span', 'sago'));
-      b.addEventListener('click', () => select(s.id));
+      b.addEventListener('click', () => select(s.id, 'push'));
       const li = el('li');
       li.append(b);
       ul.append(li);
@@ -302,15 +303,23 @@
     tickTimer = setTimeout(tick, 1000 - (Date.now() % 1000) + 5);
   }
 
-  function select(id) {
+  // select shows server id. how says what happens to the URL: 'push' adds a
+  // history entry (a click, so Back returns to the previous server),
+  // 'replace' rewrites the current one, and 'none' leaves it (the URL
+  // already names id: the user edited it, or went Back or Forward).
+  function select(id, how) {
     if (state.server === id) return;
     state.server = id;
     state.latest = null;
     state.sysinfo = null;
     state.hist = [];
-    const h = new URLSearchParams(location.hash.slice(1));
-    h.set('server', id);
-    history.replaceState(null, '', '#' + h.toString());
+    if (how !== 'none') {
+      const h = new URLSearchParams(location.hash.slice(1));
+      h.set('server', id);
+      const url = '#' + h.toString();
+      if (how === 'push') history.pushState(null, '', url);
+      else history.replaceState(null, '', url);
+    }
     $('serverName').textContent = id;
     for (const t of document.querySelectorAll('.tile')) resetTile(t);
     renderServers();
@@ -319,6 +328,29 @@
     subscribeSelected();
     loadHistory();
   }
+
+  // followURL shows the server the URL names when it changes under the
+  // page: an edited #server=, or Back/Forward between servers. Both events
+  // come for a Back between hash entries; select ignores the second.
+  function followURL() {
+    const h = new URLSearchParams(location.hash.slice(1));
+    if (h.get('token')) { // a pasted /#token=… link, as at start
+      state.token = readToken();
+      restart();
+      return;
+    }
+    const want = h.get('server');
+    if (!want || want === state.server || !state.servers) return; // the first list picks it
+    if (state.servers.some((s) => s.id === want)) {
+      select(want, 'none');
+      return;
+    }
+    toast(`No server “${want}” for this token.`);
+    h.set('server', state.server);
+    if (state.server) history.replaceState(null, '', '#' + h.toString());
+  }
+  window.addEventListener('hashchange', followURL);
+  window.addEventListener('popstate', followURL);
 
   // ---------- tiles ----------
   function resetTile(t) {
@@ -373,7 +405,10 @@
     const srv = (state.servers || []).find((s) => s.id === id);
     if (srv && Date.parse(m.collectedAt) > Date.parse(srv.lastSeenAt)) srv.lastSeenAt = m.collectedAt;
     if (id !== state.server) return;
-    if (state.latest && Date.parse(m.collectedAt) < Date.parse(state.latest.collectedAt)) return;
+    // The streamer already orders a subscription's pushes by the project's
+    // rule (newer, or the latest was dated ahead of its clock: a host whose
+    // clock stepped back), so each one is the newest state; comparing dates
+    // here would freeze the tiles behind one sample from the future.
     state.latest = m;
     renderTiles(m);
     // Live points extend the finest chart; coarser periods are rollups the
@@ -642,8 +677,7 @@
   function onInstanceMetric(id, m) {
     const it = state.instances.get(id);
     if (!it) return;
-    if (it.latest && Date.parse(m.collectedAt) < Date.parse(it.latest.collectedAt)) return;
-    it.latest = m;
+    it.latest = m; // in the streamer's order, as for the server (onServerMetric)
     renderInstance(it);
     if (state.period === '1h' && it.spark) {
       it.hist.push(m);
