@@ -63,9 +63,10 @@ bench-go: ## go test -bench: ingest (HTTP vs store ceiling), 7d query, Redis mem
 	@infra/dev/ensure-tools.sh redis
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s ./shared/... ./reporter/...
 
-bench-streamer: ## streamer fan-out: 10,000 WebSocket + 100 SSE clients (localdev load)
+bench-streamer: ## streamer fan-out: 10,000 WebSocket + 100 SSE clients (localdev load), then the live burst
 	@infra/dev/ensure-tools.sh redis
 	$(GO) run ./localdev load -ws 10000 -sse 100
+	$(GO) test -run '^$$' -bench BenchmarkLiveBurst -benchtime=1x -count=5 ./streamer/
 
 # go test -fuzz takes one target at a time. Found crashers land in the
 # package's testdata/fuzz/ and then run as ordinary regression tests.
