@@ -26,6 +26,15 @@ import (
 // check and the write are one atomic step in the series' own slot: the
 // index, checked before, may have changed since.
 //
+// The latest rule, the same the streamer applies: a sample becomes the
+// latest (replaces the snapshot, and is published) when it is newer than
+// the current latest, or when the current latest is dated after the
+// caller's clock now (the host's clock stepped back: without this a
+// sample from a clock that ran ahead would freeze the latest until real
+// time caught up with it). Samples go oldest first, so once one becomes
+// the latest every newer one of the batch follows it; a duplicate does
+// too in that case (a re-sent batch alone changes nothing).
+//
 // KEYS: tier keys (T, finest first), latest key, seen bitmaps (one per
 // day; on a take-over every day of the sample-age horizon).
 // ARGV: spec, T, now, channel, longest retention, snapshot ts, snapshot
@@ -79,6 +88,11 @@ end
 
 local cur0 = tonumber(redis.call('HGET', latest, 't') or '-1')
 local cur = cur0
+local moved = false
+-- becomes reports whether the sample at ts replaces the latest.
+local function becomes(ts)
+  return ts > cur or (cur > now and ts ~= cur)
+end
 
 -- Every Lua string made costs about half a microsecond (interning, GC), a
 -- large share of the script's time, so the helpers below make one string
@@ -231,6 +245,11 @@ while q + stride - 1 <= #ARGV do
   end
   if redis.call('SETBIT', sk, ts % 86400, 1) == 1 then
     dup = dup + 1
+    if moved and becomes(ts) then
+      redis.call('PUBLISH', channel, ARGV[q + 2])
+      cur = ts
+      snapNew = (ts == snapTs)
+    end
   else
     acc = acc + 1
     if not expired[sk] then
@@ -259,11 +278,12 @@ while q + stride - 1 <= #ARGV do
         merge(a, ts, q + 2, nv)
       end
     end
-    if ts > cur then
+    if becomes(ts) then
       redis.call('PUBLISH', channel, ARGV[q + 2])
       cur = ts
+      moved = true
+      snapNew = (ts == snapTs)
     end
-    if ts == snapTs then snapNew = true end
   end
   q = q + stride
 end
@@ -283,7 +303,9 @@ for t = 1, T do
     redis.call('EXPIRE', KEYS[t], ret[t] + res[t])
   end
 end
-if snapNew and snapTs > cur0 then
+-- snapNew: the batch's newest sample, whose snapshot the caller sent,
+-- became the latest (the last one that did, so it is the latest now)
+if snapNew then
   redis.call('HSET', latest, 't', snapTs, 'd', snap)
 end
 if acc > 0 then redis.call('EXPIRE', latest, longest) end

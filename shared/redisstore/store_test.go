@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -1242,5 +1243,100 @@ func TestRawPointKeepsItsTime(t *testing.T) {
 		if err != nil || len(ins) != 1 || !ins[0].CollectedAt.Equal(at) {
 			t.Errorf("instance 1h: %+v %v", ins, err)
 		}
+	})
+}
+
+// TestLatestFollowsClockStepBack: one sample dated minutes ahead (inside
+// the skew window; a host whose clock NTP then steps back) does not freeze
+// the latest: each later sample replaces it and is published, as long as
+// the current latest is dated after ingest's clock. A replay of old
+// spooled samples after an outage still never replaces a current latest.
+func TestLatestFollowsClockStepBack(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		inID := metric.InstanceUUID("skew", "db")
+		sub := s.Client().Subscribe(ctx, s.ServerChannel("skew"), s.InstanceChannel(inID))
+		defer sub.Close()
+		for range 2 {
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mk := func(at time.Time, cpu float64) metric.Sample {
+			smp := sample(at, cpu)
+			smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db", CPUUsagePercent: cpu, MemoryLimitBytes: 1}}
+			return smp
+		}
+		// receive waits for the next server and instance messages.
+		receive := func(step string) (srv, ins metric.ServerMetric) {
+			t.Helper()
+			for got := 0; got < 2; got++ {
+				msg, err := sub.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatalf("%s: receive: %v", step, err)
+				}
+				var m metric.ServerMetric
+				if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
+					t.Fatal(err)
+				}
+				if msg.Channel == s.ServerChannel("skew") {
+					srv = m
+				} else {
+					ins = m
+				}
+			}
+			return srv, ins
+		}
+		check := func(step string, want time.Time) {
+			t.Helper()
+			srv, ins := receive(step)
+			if !srv.CollectedAt.Equal(want) || !ins.CollectedAt.Equal(want) {
+				t.Errorf("%s: published server %v, instance %v; want %v", step, srv.CollectedAt, ins.CollectedAt, want)
+			}
+			if l, err := s.LatestServer(ctx, "skew"); err != nil || !l.CollectedAt.Equal(want) {
+				t.Errorf("%s: latest server %v %v; want %v", step, l.CollectedAt, err, want)
+			}
+			if snap, err := s.Snapshot(ctx, "skew"); err != nil || !snap.CollectedAt.Equal(want) {
+				t.Errorf("%s: snapshot %v %v; want %v", step, snap.CollectedAt, err, want)
+			}
+			if l, err := s.LatestInstance(ctx, inID); err != nil || !l.CollectedAt.Equal(want) {
+				t.Errorf("%s: latest instance %v %v; want %v", step, l.CollectedAt, err, want)
+			}
+		}
+		start := c.t
+		ahead := start.Add(240 * time.Second)
+		mustIngest(t, s, "skew", []metric.Sample{mk(ahead, 50)})
+		check("sample ahead", ahead)
+		// The host's clock stepped back: its next samples are real time.
+		for i := 1; i <= 10; i++ {
+			c.t = start.Add(time.Duration(i) * 10 * time.Second)
+			at := c.t.Add(-time.Second)
+			mustIngest(t, s, "skew", []metric.Sample{mk(at, float64(i))})
+			check(fmt.Sprintf("sample %d after the step back", i), at)
+		}
+		current := c.t.Add(-time.Second)
+
+		// After an outage the spool replays old samples: stored, but the
+		// latest stays, and nothing is published for them.
+		var replay []metric.Sample
+		for i := range 5 {
+			replay = append(replay, mk(start.Add(-30*time.Minute+time.Duration(i)*10*time.Second), 90))
+		}
+		if res := mustIngest(t, s, "skew", replay); res.Accepted != 5 {
+			t.Fatalf("replay: %+v", res)
+		}
+		if l, err := s.LatestServer(ctx, "skew"); err != nil || !l.CollectedAt.Equal(current) {
+			t.Errorf("replay replaced the latest: %v %v", l.CollectedAt, err)
+		}
+		if l, err := s.LatestInstance(ctx, inID); err != nil || !l.CollectedAt.Equal(current) {
+			t.Errorf("replay replaced the instance latest: %v %v", l.CollectedAt, err)
+		}
+		// A newer sample still is the next thing published.
+		c.t = c.t.Add(10 * time.Second)
+		next := c.t.Add(-time.Second)
+		mustIngest(t, s, "skew", []metric.Sample{mk(next, 1)})
+		check("after the replay", next)
 	})
 }
