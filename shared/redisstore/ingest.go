@@ -739,8 +739,10 @@ func (s *Store) scriptHead(tag, spec, channel, owner, mode string, now time.Time
 }
 
 func (s *Store) serverWrite(serverID string, batch []*metric.Sample, now time.Time, finest time.Duration) (seriesWrite, error) {
-	newest := batch[len(batch)-1]
-	snap, err := json.Marshal(metric.Snapshot{ServerID: serverID, Sample: *newest})
+	// The snapshot and the live points carry the values as stored, so a
+	// raw point reads the same on /latest, the stream and in history.
+	newest := storedSample(batch[len(batch)-1])
+	snap, err := json.Marshal(metric.Snapshot{ServerID: serverID, Sample: newest})
 	if err != nil {
 		return seriesWrite{}, fmt.Errorf("encode snapshot: %w", err)
 	}
@@ -750,12 +752,13 @@ func (s *Store) serverWrite(serverID string, batch []*metric.Sample, now time.Ti
 	}
 	keys, args, dayIdx := s.scriptHead(s.serverTag(serverID), serverSpec, s.ServerChannel(serverID), "", "", now, newest.CollectedAt, snap, times)
 	for i, smp := range batch {
-		live, err := json.Marshal(metric.RawServerMetric(serverID, smp, finest))
+		stored := storedSample(smp)
+		live, err := json.Marshal(metric.RawServerMetric(serverID, &stored, finest))
 		if err != nil {
 			return seriesWrite{}, fmt.Errorf("encode live metric: %w", err)
 		}
 		args = append(args, smp.CollectedAt.Unix(), dayIdx[i], live)
-		for _, f := range serverFields(smp) {
+		for _, f := range serverFields(&stored) {
 			args = append(args, f)
 		}
 	}
@@ -765,10 +768,11 @@ func (s *Store) serverWrite(serverID string, batch []*metric.Sample, now time.Ti
 func (s *Store) instanceWrite(serverID, id, mode string, rs []instanceReading, now time.Time, finest time.Duration) (seriesWrite, error) {
 	lives := make([][]byte, len(rs))
 	times := make([]time.Time, len(rs))
+	stored := make([]metric.InstanceSample, len(rs))
 	for i, r := range rs {
-		in := *r.in
-		in.InstanceID = id
-		live, err := json.Marshal(metric.RawInstanceMetric(serverID, r.at, &in, finest))
+		stored[i] = storedInstance(r.in)
+		stored[i].InstanceID = id
+		live, err := json.Marshal(metric.RawInstanceMetric(serverID, r.at, &stored[i], finest))
 		if err != nil {
 			return seriesWrite{}, fmt.Errorf("encode live metric: %w", err)
 		}
@@ -778,7 +782,7 @@ func (s *Store) instanceWrite(serverID, id, mode string, rs []instanceReading, n
 	keys, args, dayIdx := s.scriptHead(s.instanceTag(id), instanceSpec, s.InstanceChannel(id), serverID, mode, now, rs[last].at, lives[last], times)
 	for i, r := range rs {
 		args = append(args, r.at.Unix(), dayIdx[i], lives[i])
-		for _, f := range instanceFields(r.in) {
+		for _, f := range instanceFields(&stored[i]) {
 			args = append(args, f)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -1338,5 +1339,75 @@ func TestLatestFollowsClockStepBack(t *testing.T) {
 		next := c.t.Add(-time.Second)
 		mustIngest(t, s, "skew", []metric.Sample{mk(next, 1)})
 		check("after the replay", next)
+	})
+}
+
+// TestRawPointPrecisionAgrees: a sample's raw point reads the same on
+// /latest, on the live stream and as a single-sample history point: gauges
+// are rounded to the two decimals the series stores, everywhere.
+func TestRawPointPrecisionAgrees(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		inID := metric.InstanceUUID("prec", "db")
+		sub := s.Client().Subscribe(ctx, s.ServerChannel("prec"), s.InstanceChannel(inID))
+		defer sub.Close()
+		for range 2 {
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		smp := sample(c.t.Add(-time.Minute).Truncate(10*time.Second).Add(3*time.Second), 12.3456)
+		smp.CPULoad5m, smp.CPULoad15m, smp.RAMUsagePercent, smp.DiskUsagePercent = 1.23456, 0.005, 33.3333, 66.6666
+		smp.NetworkRxBytesPerSec, smp.NetworkTxBytesPerSec = f64(1234.5678), f64(0.0049)
+		smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db", CPUUsagePercent: 1.23456, MemoryUsedBytes: 3, MemoryLimitBytes: 9, MemoryUsagePercent: 33.3333, DiskUsedBytes: u64(5)}}
+		mustIngest(t, s, "prec", []metric.Sample{smp})
+
+		var liveServer metric.ServerMetric
+		var liveInstance metric.InstanceMetric
+		for range 2 {
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := any(&liveInstance)
+			if msg.Channel == s.ServerChannel("prec") {
+				dst = &liveServer
+			}
+			if err := json.Unmarshal([]byte(msg.Payload), dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		latest, err := s.LatestServer(ctx, "prec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist := points(t, s, "prec", metric.Period1h, c.t)
+		if len(hist) != 1 {
+			t.Fatalf("history: %+v", hist)
+		}
+		if latest != hist[0] || liveServer != hist[0] {
+			t.Errorf("server raw point differs:\nlatest  %+v\nlive    %+v\nhistory %+v", latest, liveServer, hist[0])
+		}
+		if latest.CPUUsagePercent != 12.35 || latest.CPULoad1m != 1.23 || latest.CPULoad5m != 1.23 || latest.RAMUsagePercent != 33.33 ||
+			latest.NetworkRxBytesPerSec != 1234.57 || latest.NetworkTxBytesPerSec != 0 || latest.CPULoad15m != 0.01 {
+			t.Errorf("not two decimals: %+v", latest)
+		}
+		if snap, err := s.Snapshot(ctx, "prec"); err != nil || snap.CPUUsagePercent != 12.35 || *snap.NetworkRxBytesPerSec != 1234.57 {
+			t.Errorf("snapshot: %+v %v", snap, err)
+		}
+
+		li, err := s.LatestInstance(ctx, inID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ih, err := s.InstanceMetrics(ctx, inID, metric.Period1h, c.t)
+		if err != nil || len(ih) != 1 {
+			t.Fatalf("instance history: %+v %v", ih, err)
+		}
+		if !reflect.DeepEqual(li, ih[0]) || !reflect.DeepEqual(liveInstance, ih[0]) || li.CPUUsagePercent != 1.23 || li.MemoryUsagePercent != 33.33 {
+			t.Errorf("instance raw point differs:\nlatest  %+v\nlive    %+v\nhistory %+v", li, liveInstance, ih[0])
+		}
 	})
 }
