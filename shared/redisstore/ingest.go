@@ -597,9 +597,12 @@ func (s *Store) claimInstances(ctx context.Context, serverID string, ids []strin
 	}
 	cl := claims{modes: make(map[string]string, len(ids))}
 	ref := func(v any) (instanceRef, bool) {
-		raw, ok := v.(string)
 		var r instanceRef
-		return r, ok && json.Unmarshal([]byte(raw), &r) == nil
+		raw, ok := v.(string)
+		if !ok || json.Unmarshal([]byte(raw), &r) != nil {
+			return r, false
+		}
+		return r, true
 	}
 	var legacy []int
 	for i, id := range ids {
