@@ -453,19 +453,21 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 		}
 		ref, _ := json.Marshal(instanceRef{serverID, last.in.Name, kind})
 		index = append(index, id, string(ref), kind)
-		seen = append(seen, redis.Z{Score: float64(last.at.UnixMilli()), Member: id})
+		seen = append(seen, redis.Z{Score: float64(seenAt(last.at, now)), Member: id})
 	}
 	if len(ids) > 0 {
 		writes = append(writes, seriesWrite{indexScript, []string{s.instancesKey()}, index})
 	}
 
 	newest := batch[len(batch)-1].CollectedAt
+	// lastSeenAt is never in the future: a sample from a clock running
+	// ahead would otherwise pin it there (ZADD GT) until real time passed.
 	pipe := s.rdb.Pipeline()
 	calls := make([]*redis.Cmd, len(writes))
 	for i, w := range writes {
 		calls[i] = w.script.EvalSha(ctx, pipe, w.keys, w.args...)
 	}
-	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
+	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(seenAt(newest, now)), Member: serverID})
 	// The index keeps a server for the longest retention (its history
 	// lives that long), not for the shorter sample-age horizon.
 	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+itoa(s.liveSince(now)))
@@ -512,6 +514,10 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	}
 	return res, nil
 }
+
+// seenAt is the last-seen score (unix ms) of a sample collected at: its
+// time, but not later than now.
+func seenAt(at, now time.Time) int64 { return min(at.UnixMilli(), now.UnixMilli()) }
 
 // Reasons an instance's readings are refused, for the reporter's log. They
 // never name the server that owns the id: that is another host's business.

@@ -1310,12 +1310,18 @@ func TestLatestFollowsClockStepBack(t *testing.T) {
 		ahead := start.Add(240 * time.Second)
 		mustIngest(t, s, "skew", []metric.Sample{mk(ahead, 50)})
 		check("sample ahead", ahead)
+		if servers, err := s.Servers(ctx); err != nil || len(servers) != 1 || servers[0].LastSeenAt.After(c.t) {
+			t.Errorf("lastSeenAt in the future: %+v %v", servers, err)
+		}
 		// The host's clock stepped back: its next samples are real time.
 		for i := 1; i <= 10; i++ {
 			c.t = start.Add(time.Duration(i) * 10 * time.Second)
 			at := c.t.Add(-time.Second)
 			mustIngest(t, s, "skew", []metric.Sample{mk(at, float64(i))})
 			check(fmt.Sprintf("sample %d after the step back", i), at)
+		}
+		if servers, err := s.Servers(ctx); err != nil || len(servers) != 1 || !servers[0].LastSeenAt.Equal(c.t.Add(-time.Second)) {
+			t.Errorf("lastSeenAt after the step back: %+v %v", servers, err)
 		}
 		current := c.t.Add(-time.Second)
 
