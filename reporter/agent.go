@@ -343,6 +343,10 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 				a.logger.Warn("ingest stored the batch but left out new instances: this server is at its instance limit", "instances", n,
 					"hint", "give instances stable names (instance ids come from server id + name, so names that change per deploy make new ones), or raise VITALS_MAX_INSTANCES_PER_SERVER on the ingest function")
 			}
+			if n := res.result.InstancesRefused; n > 0 {
+				a.logger.Warn("ingest stored the batch but refused some instances' readings: their ids are not this server's", "instances", n, "first", res.result.RefusedReason,
+					"hint", "leave the instance's id out of the config (it is then derived from server id + name), or have an operator run 'vitalsctl instance bind <serverId> <instanceId> <name>'")
+			}
 			if n := res.result.Stale; n > 0 {
 				a.logger.Warn("ingest dropped samples as too old", "samples", n,
 					"hint", "they waited in the spool longer than the ingest function's VITALS_MAX_SAMPLE_AGE (default 7d); keep --spool-max-age at or under it")

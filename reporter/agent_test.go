@@ -41,9 +41,9 @@ type fakeIngest struct {
 	// respond scripts the answer to request n (0-based); nil or a 2xx
 	// status means accept.
 	respond func(n int, w http.ResponseWriter) (status int)
-	// overLimit and stale are the instancesOverLimit and stale counts
-	// every 202 reports.
-	overLimit, stale int
+	// overLimit, stale and refused are the instancesOverLimit, stale and
+	// instancesRefused counts every 202 reports.
+	overLimit, stale, refused int
 }
 
 func newFakeIngest(t *testing.T) *fakeIngest {
@@ -92,7 +92,10 @@ func (f *fakeIngest) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res := metric.IngestResult{InstancesOverLimit: f.overLimit, Stale: f.stale}
+	res := metric.IngestResult{InstancesOverLimit: f.overLimit, Stale: f.stale, InstancesRefused: f.refused}
+	if f.refused > 0 {
+		res.RefusedReason = "instance 0d6c1f1e-5a7b-4c3d-9e8f-0a1b2c3d4e5f (\"db\"): the id is neither derived from this server's id and the instance name nor bound to this server"
+	}
 	for _, s := range b.Samples {
 		if f.seen[s.CollectedAt.Unix()] {
 			res.Duplicates++

@@ -1,6 +1,7 @@
 // Command vitalsctl is the Vitals ops CLI: it enrolls, lists and revokes
-// hosts (their HMAC signing keys live in Redis) and issues and inspects user
-// tokens (JWTs signed with VITALS_JWT_SECRET).
+// hosts (their HMAC signing keys live in Redis), binds configured instance
+// ids to servers, and issues and inspects user tokens (JWTs signed with
+// VITALS_JWT_SECRET).
 //
 // Configuration comes from the same VITALS_* environment the functions read;
 // flags override it. Run `vitalsctl help` for usage.
@@ -68,13 +69,17 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-const usage = `vitalsctl manages Vitals host keys and user tokens.
+const usage = `vitalsctl manages Vitals host keys, instance bindings and user tokens.
 
 Usage:
   vitalsctl host add <serverId> [--rotate] [--ingest-url URL]
                                              enroll a host; prints its env file (key shown once)
   vitalsctl host list [--json]               enrolled hosts, enrolment and key times (never keys)
   vitalsctl host revoke <serverId>           delete a host's key; its requests get 401 from then on
+  vitalsctl instance bind <serverId> <instanceId> [name]
+                                             let a server report a configured (not derived) instance id
+  vitalsctl instance unbind <instanceId>     stop that; its history stays until retention expires it
+  vitalsctl instance list [--json]           the bindings
   vitalsctl token issue --servers a,b|'*' [--ttl 24h] [--issuer ISS] [--audience AUD]
                                              mint a user token (HS256, needs VITALS_JWT_SECRET)
   vitalsctl token verify <token|->           check a token and print its claims ('-' reads stdin)
@@ -83,6 +88,11 @@ Usage:
 host add on a host that is already enrolled needs --rotate: it replaces the
 key, and the old one stops working at once. --rotate on an unknown host is
 refused too, so a typo cannot enroll a new host.
+
+An instance id derived from the server id and the instance name (the
+reporter's default) is that server's and needs no binding. Any other id is
+stored only for the server it is bound to; binding it to another server
+moves it there.
 
 Environment (flags of the same meaning override it):
   VITALS_REDIS_URL      --redis-url      Redis for host keys; a comma-separated list means
@@ -123,6 +133,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return hostRevoke(ctx, rest[1:], getenv, stdout, stderr)
 		}
 		return usagef("unknown host subcommand %q (want add, list or revoke)", rest[0])
+	case "instance", "instances":
+		return instanceCmd(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		if len(rest) == 0 {
 			return usagef("token needs a subcommand: issue or verify")

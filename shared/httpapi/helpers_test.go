@@ -68,6 +68,10 @@ func newEnvURL(t testing.TB, url, prefix string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// instA is a configured (not derived) id: an operator binds it.
+	if _, err := store.Bind(context.Background(), e.server, instA, "db"); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 

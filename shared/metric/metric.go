@@ -218,4 +218,12 @@ type IngestResult struct {
 	// stored because their server already has as many live instances as
 	// it may; the rest of the batch is stored. Omitted when 0.
 	InstancesOverLimit int `json:"instancesOverLimit,omitempty"`
+	// InstancesRefused counts instances whose readings were not stored
+	// because their id is not the reporting server's (neither derived
+	// from its id and the instance name nor bound to it by an operator);
+	// the rest of the batch is stored. Omitted when 0.
+	InstancesRefused int `json:"instancesRefused,omitempty"`
+	// RefusedReason says, for the reporter's log, which instance was
+	// refused first and why. Omitted when nothing was refused.
+	RefusedReason string `json:"refusedReason,omitempty"`
 }

@@ -30,7 +30,10 @@ import (
 // A max equal to its average is stored as "" (always the case for one
 // sample), integers (bucket start, n, offset, bytes, counters) are written
 // in base 36 and floats with at most three decimals, to keep members small:
-// the member text is most of a series' memory (docs/PERFORMANCE.md).
+// the member text is most of a series' memory (docs/PERFORMANCE.md). A
+// single sample's gauges have two decimals (fmtFloat); the latest snapshot
+// and the live points carry the same rounded values (storedSample), so a
+// raw point reads alike everywhere.
 
 // Server fields, in member order.
 const serverSpec = "AAaaLBbALbbALLLLBAA"
@@ -42,7 +45,40 @@ const instanceSpec = "ABLALLLL"
 // decimals, no trailing zeros. Rounding here makes a one-sample max equal to
 // its average (so it is omitted).
 func fmtFloat(v float64) string {
-	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
+	return strconv.FormatFloat(roundGauge(v), 'f', -1, 64)
+}
+
+// roundGauge is the value a gauge is stored with (fmtFloat's digits).
+func roundGauge(v float64) float64 { return math.Round(v*100) / 100 }
+
+// storedSample is s with its series gauges rounded as stored, so the
+// latest snapshot and the live point of a sample read exactly as its raw
+// history point does. Detail (cpus, disks) is kept as sent.
+func storedSample(s *metric.Sample) metric.Sample {
+	c := *s
+	c.CPUUsagePercent = roundGauge(c.CPUUsagePercent)
+	c.CPULoad1m = roundGauge(c.CPULoad1m)
+	c.CPULoad5m = roundGauge(c.CPULoad5m)
+	c.CPULoad15m = roundGauge(c.CPULoad15m)
+	c.RAMUsagePercent = roundGauge(c.RAMUsagePercent)
+	c.DiskUsagePercent = roundGauge(c.DiskUsagePercent)
+	if c.NetworkRxBytesPerSec != nil {
+		v := roundGauge(*c.NetworkRxBytesPerSec)
+		c.NetworkRxBytesPerSec = &v
+	}
+	if c.NetworkTxBytesPerSec != nil {
+		v := roundGauge(*c.NetworkTxBytesPerSec)
+		c.NetworkTxBytesPerSec = &v
+	}
+	return c
+}
+
+// storedInstance is storedSample for an instance reading.
+func storedInstance(in *metric.InstanceSample) metric.InstanceSample {
+	c := *in
+	c.CPUUsagePercent = roundGauge(c.CPUUsagePercent)
+	c.MemoryUsagePercent = roundGauge(c.MemoryUsagePercent)
+	return c
 }
 
 func fmtUint(v uint64) string { return strconv.FormatUint(v, 36) }

@@ -3,8 +3,10 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,12 +20,29 @@ import (
 // that becomes the latest. It touches only the keys it is given, all of
 // one hash tag.
 //
-// KEYS: tier keys (T, finest first), latest key, seen bitmaps (one per day).
+// An instance series also records its owner in the latest hash (field o,
+// "d:<server>" when the id is derived from that server's id and the
+// instance name, "x:<server>" when an operator bound it), so the owner
+// check and the write are one atomic step in the series' own slot: the
+// index, checked before, may have changed since.
+//
+// The latest rule, the same the streamer applies: a sample becomes the
+// latest (replaces the snapshot, and is published) when it is newer than
+// the current latest, or when the current latest is dated after the
+// caller's clock now (the host's clock stepped back: without this a
+// sample from a clock that ran ahead would freeze the latest until real
+// time caught up with it). Samples go oldest first, so once one becomes
+// the latest every newer one of the batch follows it; a duplicate does
+// too in that case (a re-sent batch alone changes nothing).
+//
+// KEYS: tier keys (T, finest first), latest key, seen bitmaps (one per
+// day; on a take-over every day of the sample-age horizon).
 // ARGV: spec, T, now, channel, longest retention, snapshot ts, snapshot
-// JSON, sample-age horizon, T × (resolution, retention), then per sample
-// (oldest first):
+// JSON, sample-age horizon, owner server ("" for a server series), owner
+// mode ("" none, d derived, w derived taking over from another server,
+// x bound), T × (resolution, retention), then per sample (oldest first):
 // ts, seen index (0-based), live JSON, one value per spec field.
-// Returns {accepted, duplicates}.
+// Returns {accepted, duplicates, refused (1: another server owns it)}.
 const ingestLua = `
 local spec = ARGV[1]
 local T = tonumber(ARGV[2])
@@ -33,17 +52,47 @@ local longest = tonumber(ARGV[5])
 local snapTs = tonumber(ARGV[6])
 local snap = ARGV[7]
 local horizon = tonumber(ARGV[8])
+local owner, mode = ARGV[9], ARGV[10]
 local nf = string.len(spec)
 local kinds = {}
 for i = 1, nf do kinds[i] = string.sub(spec, i, i) end
 local res, ret = {}, {}
-local p = 9
+local p = 11
 for t = 1, T do
   res[t] = tonumber(ARGV[p]); ret[t] = tonumber(ARGV[p + 1]); p = p + 2
 end
 local latest = KEYS[T + 1]
+
+if mode ~= '' then
+  local o = redis.call('HGET', latest, 'o')
+  local want = 'x:' .. owner
+  if mode ~= 'x' then want = 'd:' .. owner end
+  if o ~= want then
+    local other = o and string.sub(o, 3) ~= owner
+    if mode == 'x' then
+      -- a derived owner keeps its id whatever is bound
+      if other and string.sub(o, 1, 2) == 'd:' then return {0, 0, 1} end
+    elseif other or (not o and mode == 'w') then
+      -- the id is derived from this server: what another server wrote
+      -- under it is not this server's data, and its seen bits would
+      -- turn this server's samples into duplicates
+      for k = 1, #KEYS do
+        if k ~= T + 1 then redis.call('DEL', KEYS[k]) end
+      end
+      redis.call('DEL', latest)
+    end
+    redis.call('HSET', latest, 'o', want)
+    redis.call('EXPIRE', latest, longest)
+  end
+end
+
 local cur0 = tonumber(redis.call('HGET', latest, 't') or '-1')
 local cur = cur0
+local moved = false
+-- becomes reports whether the sample at ts replaces the latest.
+local function becomes(ts)
+  return ts > cur or (cur > now and ts ~= cur)
+end
 
 -- Every Lua string made costs about half a microsecond (interning, GC), a
 -- large share of the script's time, so the helpers below make one string
@@ -196,6 +245,11 @@ while q + stride - 1 <= #ARGV do
   end
   if redis.call('SETBIT', sk, ts % 86400, 1) == 1 then
     dup = dup + 1
+    if moved and becomes(ts) then
+      redis.call('PUBLISH', channel, ARGV[q + 2])
+      cur = ts
+      snapNew = (ts == snapTs)
+    end
   else
     acc = acc + 1
     if not expired[sk] then
@@ -224,11 +278,12 @@ while q + stride - 1 <= #ARGV do
         merge(a, ts, q + 2, nv)
       end
     end
-    if ts > cur then
+    if becomes(ts) then
       redis.call('PUBLISH', channel, ARGV[q + 2])
       cur = ts
+      moved = true
+      snapNew = (ts == snapTs)
     end
-    if ts == snapTs then snapNew = true end
   end
   q = q + stride
 end
@@ -248,19 +303,46 @@ for t = 1, T do
     redis.call('EXPIRE', KEYS[t], ret[t] + res[t])
   end
 end
-if snapNew and snapTs > cur0 then
+-- snapNew: the batch's newest sample, whose snapshot the caller sent,
+-- became the latest (the last one that did, so it is the latest now)
+if snapNew then
   redis.call('HSET', latest, 't', snapTs, 'd', snap)
 end
 if acc > 0 then redis.call('EXPIRE', latest, longest) end
-return {acc, dup}
+return {acc, dup, 0}
 `
 
 var ingestScript = redis.NewScript(ingestLua)
 
-// seriesWrite is one series' script call.
+// indexLua writes instance index entries, refusing a bound ("x") entry over
+// an entry another server holds by derivation: a bound write that raced
+// the derived owner's take-over (the owner checks passed before it) must
+// not move the index, which decides who may read the instance. One key,
+// so it runs on a cluster too.
+//
+// KEYS: the index. ARGV: `"s":"<server>"` as the entries spell it, then
+// per entry: id, entry JSON, kind (d or x).
+const indexLua = `
+local me = ARGV[1]
+for i = 2, #ARGV, 3 do
+  local id, ref, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local ok = true
+  if kind ~= 'd' then
+    local cur = redis.call('HGET', KEYS[1], id)
+    if cur and string.find(cur, '"k":"d"', 1, true) and not string.find(cur, me, 1, true) then ok = false end
+  end
+  if ok then redis.call('HSET', KEYS[1], id, ref) end
+end
+return 0
+`
+
+var indexScript = redis.NewScript(indexLua)
+
+// seriesWrite is one script call.
 type seriesWrite struct {
-	keys []string
-	args []any
+	script *redis.Script
+	keys   []string
+	args   []any
 }
 
 // instanceReading is one instance reading with the time of its sample.
@@ -269,11 +351,22 @@ type instanceReading struct {
 	in *metric.InstanceSample
 }
 
-// instanceRef is what the index keeps per instance.
+// instanceRef is what the index (and a binding) keeps per instance.
 type instanceRef struct {
 	ServerID string `json:"s"`
 	Name     string `json:"n"`
+	// Kind is why the server may report the id: "d" derived from its id
+	// and the instance name, "x" bound by an operator. Entries stored
+	// before bindings existed (first report wins) have none.
+	Kind string `json:"k,omitempty"`
 }
+
+// Owner modes of the ingest script for an instance series.
+const (
+	ownDerived  = "d" // derived from the reporting server's id and the name
+	ownTakeOver = "w" // derived, and the index names another server: its data goes
+	ownBound    = "x" // bound to the reporting server (or a claim from before bindings)
+)
 
 // Ingest implements metric.Store. One pipeline: a script call per series
 // (server, then each instance) and the index updates. Every command is safe
@@ -325,54 +418,75 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 			byInstance[id] = append(byInstance[id], instanceReading{smp.CollectedAt, in})
 		}
 	}
-	var gone []string
+	var cl claims
 	if len(ids) > 0 {
-		var over []string
-		if gone, over, err = s.claimInstances(ctx, serverID, ids, byInstance, samples, now); err != nil {
+		if cl, err = s.claimInstances(ctx, serverID, ids, byInstance, now); err != nil {
 			return res, err
 		}
-		if len(over) > 0 {
-			res.InstancesOverLimit = len(over)
-			ids = slices.DeleteFunc(ids, func(id string) bool { return slices.Contains(over, id) })
-			s.logger.Warn("server at its instance limit; new instances not stored", "server", serverID, "limit", s.maxInstances, "instances", len(over))
+		for _, r := range cl.refused {
+			refuse(&res, r)
 		}
+		if len(cl.refused) > 0 {
+			s.logger.Warn("instances refused: their ids are not this server's", "server", serverID, "instances", len(cl.refused), "first", cl.refused[0].id, "reason", cl.refused[0].reason)
+		}
+		if len(cl.over) > 0 {
+			res.InstancesOverLimit = len(cl.over)
+			s.logger.Warn("server at its instance limit; new instances not stored", "server", serverID, "limit", s.maxInstances, "instances", len(cl.over))
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool { _, ok := cl.modes[id]; return !ok })
 	}
-	index := make([]any, 0, 2*len(ids))
+	index := make([]any, 1, 1+3*len(ids))
+	index[0] = `"s":"` + serverID + `"` // server ids need no JSON escaping
 	seen := make([]redis.Z, 0, len(ids))
 	for _, id := range ids {
 		rs := byInstance[id]
-		w, err := s.instanceWrite(serverID, id, rs, now, finest)
+		mode := cl.modes[id]
+		w, err := s.instanceWrite(serverID, id, mode, rs, now, finest)
 		if err != nil {
 			return res, err
 		}
 		writes = append(writes, w)
 		last := rs[len(rs)-1]
-		ref, _ := json.Marshal(instanceRef{serverID, last.in.Name})
-		index = append(index, id, string(ref))
-		seen = append(seen, redis.Z{Score: float64(last.at.UnixMilli()), Member: id})
+		kind := ownBound
+		if mode != ownBound {
+			kind = ownDerived
+		}
+		ref, _ := json.Marshal(instanceRef{serverID, last.in.Name, kind})
+		index = append(index, id, string(ref), kind)
+		seen = append(seen, redis.Z{Score: float64(seenAt(last.at, now)), Member: id})
+	}
+	if len(ids) > 0 {
+		writes = append(writes, seriesWrite{indexScript, []string{s.instancesKey()}, index})
 	}
 
 	newest := batch[len(batch)-1].CollectedAt
+	// lastSeenAt is never in the future: a sample from a clock running
+	// ahead would otherwise pin it there (ZADD GT) until real time passed.
 	pipe := s.rdb.Pipeline()
 	calls := make([]*redis.Cmd, len(writes))
 	for i, w := range writes {
-		calls[i] = ingestScript.EvalSha(ctx, pipe, w.keys, w.args...)
+		calls[i] = w.script.EvalSha(ctx, pipe, w.keys, w.args...)
 	}
-	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(newest.UnixMilli()), Member: serverID})
+	pipe.ZAddGT(ctx, s.serversKey(), redis.Z{Score: float64(seenAt(newest, now)), Member: serverID})
 	// The index keeps a server for the longest retention (its history
 	// lives that long), not for the shorter sample-age horizon.
 	pipe.ZRemRangeByScore(ctx, s.serversKey(), "-inf", "("+itoa(s.liveSince(now)))
 	pipe.Expire(ctx, s.serversKey(), s.longest)
-	if len(gone) > 0 {
-		members := make([]any, len(gone))
-		for i, g := range gone {
+	if len(cl.gone) > 0 {
+		members := make([]any, len(cl.gone))
+		for i, g := range cl.gone {
 			members[i] = g
 		}
-		pipe.HDel(ctx, s.instancesKey(), gone...)
+		pipe.HDel(ctx, s.instancesKey(), cl.gone...)
 		pipe.ZRem(ctx, s.instancesSeenKey(), members...)
 	}
+	for i := 0; i < len(cl.migrate); i += 2 {
+		pipe.HSetNX(ctx, s.bindingsKey(), cl.migrate[i], cl.migrate[i+1])
+	}
+	if len(cl.void) > 0 {
+		pipe.HDel(ctx, s.bindingsKey(), cl.void...)
+	}
 	if len(ids) > 0 {
-		pipe.HSet(ctx, s.instancesKey(), index...)
 		pipe.Expire(ctx, s.instancesKey(), s.longest)
 		pipe.ZAddGT(ctx, s.instancesSeenKey(), seen...)
 		pipe.Expire(ctx, s.instancesSeenKey(), s.longest)
@@ -386,125 +500,192 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	if err != nil {
 		return res, s.wrap(fmt.Errorf("ingest %s: %w", serverID, err))
 	}
-	first := calls[0]
-	counts, err := first.Int64Slice()
-	if err != nil || len(counts) != 2 {
+	counts, err := calls[0].Int64Slice()
+	if err != nil || len(counts) < 2 {
 		return res, fmt.Errorf("ingest %s: unexpected script reply: %v", serverID, err)
 	}
 	res.Accepted, res.Duplicates = int(counts[0]), int(counts[1])
+	// An instance's script refuses what another server took by derivation
+	// since the owner checks above ran.
+	for i, id := range ids {
+		if c, _ := calls[1+i].Int64Slice(); len(c) == 3 && c[2] == 1 {
+			refuse(&res, refusal{id, byInstance[id][0].in.Name, reasonDerivedElsewhere})
+		}
+	}
 	return res, nil
+}
+
+// seenAt is the last-seen score (unix ms) of a sample collected at: its
+// time, but not later than now.
+func seenAt(at, now time.Time) int64 { return min(at.UnixMilli(), now.UnixMilli()) }
+
+// Reasons an instance's readings are refused, for the reporter's log. They
+// never name the server that owns the id: that is another host's business.
+const (
+	reasonDerivedElsewhere = "the id is derived from another server's id and this name, so it is that server's; leave instanceId out to derive this server's own"
+	reasonBoundElsewhere   = "the id is bound to another server (vitalsctl instance list)"
+	reasonUnbound          = "the id is neither derived from this server's id and the instance name nor bound to this server; leave instanceId out, or have an operator run 'vitalsctl instance bind <serverId> <instanceId> <name>'"
+)
+
+// claims is what claimInstances decided for a batch's instance ids.
+type claims struct {
+	// modes holds the ids whose readings are stored, with the owner mode
+	// of their script call.
+	modes   map[string]string
+	refused []refusal
+	over    []string
+	// gone are index entries whose series expired (at most pruneBatch).
+	gone []string
+	// migrate are id, binding pairs: claims from before bindings, which
+	// count as bindings and are stored as such (HSETNX).
+	migrate []string
+	// void are bindings to another server of ids derived from this one:
+	// the derived owner always wins, so they are deleted.
+	void []string
+}
+
+// refusal is an instance whose readings a batch does not store.
+type refusal struct{ id, name, reason string }
+
+// refuse counts r in res; the first refusal is named in RefusedReason.
+func refuse(res *metric.IngestResult, r refusal) {
+	res.InstancesRefused++
+	if res.RefusedReason == "" {
+		res.RefusedReason = fmt.Sprintf("instance %s (%q): %s", r.id, r.name, r.reason)
+	}
 }
 
 // pruneBatch bounds how many expired index entries one ingest removes, so
 // a batch never pays for a large backlog; GET /api/servers prunes the rest.
 const pruneBatch = 256
 
-// claimInstances binds each instance id of a batch to the server reporting
-// it, before anything is written. The first server to report an id owns
-// it (HSETNX on the index, atomic across concurrent ingests); a batch from
-// any other server naming that id is refused whole, so no host can move an
-// instance, its history or its readers' scope under itself. The refusal
-// names the field but not the owner, which is another host's business.
+// claimInstances decides which instance ids of a batch the reporting
+// server may write, before anything is written. An id is the server's when
+// it is derived from the server's id and the reading's name (metric.
+// InstanceUUID; anyone can compute it, but only this server can report it:
+// the server id comes from the verified signature), or when an operator
+// bound it to the server (vitalsctl instance bind). A claim stored before
+// bindings existed (the first server to report an id owned it) counts as a
+// binding and is stored as one. Any other id is refused alone: its
+// readings are not stored, the rest of the batch is, so what one host sends
+// never costs another host its data or its batches. A derived owner takes
+// its id back from whoever holds it, and what the other server wrote under
+// it is deleted (by the script, atomically with the owner check).
 //
 // A server may have at most maxInstances live instances: new ones past
 // that are returned as over (their readings are not stored, the rest of
 // the batch is), so a host whose instance names churn keeps its own
-// series and known instances instead of losing every batch. Claims that
-// are refused or over are taken back, leaving nothing behind. It also
-// returns up to pruneBatch index entries whose series expired.
+// series and known instances instead of losing every batch.
 //
-// All in one round trip: the claims, the owners, this server's live set
-// (pruned of expired members first) and the expired index entries.
-// Concurrent batches of one server that both bring new instances may
-// overshoot the limit by one batch's worth; never more.
-func (s *Store) claimInstances(ctx context.Context, serverID string, ids []string, byInstance map[string][]instanceReading, samples []metric.Sample, now time.Time) (gone, over []string, err error) {
+// All in one round trip: index entries, bindings and series owners of the
+// ids, this server's live set (pruned of expired members first) and the
+// expired index entries. Concurrent batches of one server that both bring
+// new instances may overshoot the limit by one batch's worth; never more.
+func (s *Store) claimInstances(ctx context.Context, serverID string, ids []string, byInstance map[string][]instanceReading, now time.Time) (claims, error) {
 	own := s.serverInstancesKey(serverID)
 	cutoff := "(" + itoa(s.liveSince(now))
 	pipe := s.rdb.Pipeline()
-	claimed := make([]*redis.BoolCmd, len(ids))
+	entries := pipe.HMGet(ctx, s.instancesKey(), ids...)
+	bound := pipe.HMGet(ctx, s.bindingsKey(), ids...)
+	owners := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		rs := byInstance[id]
-		ref, _ := json.Marshal(instanceRef{serverID, rs[len(rs)-1].in.Name})
-		claimed[i] = pipe.HSetNX(ctx, s.instancesKey(), id, string(ref))
-		// Seen at its reading unless seen already: a claim that is taken
-		// back or whose series is never written still ages out of the
-		// index like any other entry.
-		pipe.ZAddNX(ctx, s.instancesSeenKey(), redis.Z{Score: float64(rs[len(rs)-1].at.UnixMilli()), Member: id})
+		owners[i] = pipe.HGet(ctx, latestKey(s.instanceTag(id)), "o")
 	}
-	owners := pipe.HMGet(ctx, s.instancesKey(), ids...)
 	expired := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: "-inf", Max: cutoff, Count: pruneBatch})
 	pipe.ZRemRangeByScore(ctx, own, "-inf", cutoff)
 	live := pipe.ZMScore(ctx, own, ids...)
 	count := pipe.ZCard(ctx, own)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, nil, s.wrap(fmt.Errorf("claim instances of %s: %w", serverID, err))
-	}
-	for i, v := range owners.Val() {
-		raw, _ := v.(string)
-		var ref instanceRef
-		if json.Unmarshal([]byte(raw), &ref) == nil && ref.ServerID == serverID {
-			continue
+	cmds, _ := pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return claims{}, s.wrap(fmt.Errorf("claim instances of %s: %w", serverID, err))
 		}
-		s.unclaim(ctx, serverID, ids, claimed, ids)
-		return nil, nil, metric.Errorf(metric.ErrInvalid, "%s: instance %s is already reported by another server; give this one its own instanceId, or none to derive it from the server id and name", instanceField(samples, ids[i]), ids[i])
+	}
+	cl := claims{modes: make(map[string]string, len(ids))}
+	ref := func(v any) (instanceRef, bool) {
+		var r instanceRef
+		raw, ok := v.(string)
+		if !ok || json.Unmarshal([]byte(raw), &r) != nil {
+			return r, false
+		}
+		return r, true
+	}
+	var legacy []int
+	for i, id := range ids {
+		rs := byInstance[id]
+		entry, hasEntry := ref(entries.Val()[i])
+		bind, hasBind := ref(bound.Val()[i])
+		o := owners[i].Val() // "d:<server>", "x:<server>" or ""
+		derivedElsewhere := strings.HasPrefix(o, "d:") && o[2:] != serverID
+		refuse := func(reason string) {
+			cl.refused = append(cl.refused, refusal{id, rs[len(rs)-1].in.Name, reason})
+		}
+		switch {
+		case derivedFrom(serverID, id, rs):
+			mode := ownDerived
+			if hasEntry && entry.ServerID != serverID {
+				mode = ownTakeOver
+			}
+			cl.modes[id] = mode
+			if hasBind && bind.ServerID != serverID {
+				cl.void = append(cl.void, id)
+			}
+		case derivedElsewhere:
+			refuse(reasonDerivedElsewhere)
+		case hasBind && bind.ServerID != serverID:
+			refuse(reasonBoundElsewhere)
+		case hasBind:
+			cl.modes[id] = ownBound
+		case hasEntry && entry.Kind == "" && entry.ServerID == serverID:
+			cl.modes[id] = ownBound
+			legacy = append(legacy, i)
+		default:
+			refuse(reasonUnbound)
+		}
 	}
 	// ZMSCORE answers 0 for a non-member; members' scores are timestamps.
 	room := s.maxInstances - int(count.Val())
 	for i, score := range live.Val() {
-		if score != 0 {
+		if _, ok := cl.modes[ids[i]]; !ok || score != 0 {
 			continue
 		}
 		if room > 0 {
 			room--
 			continue
 		}
-		over = append(over, ids[i])
+		cl.over = append(cl.over, ids[i])
+		delete(cl.modes, ids[i])
 	}
-	if len(over) > 0 {
-		s.unclaim(ctx, serverID, ids, claimed, over)
+	for _, i := range legacy {
+		if _, ok := cl.modes[ids[i]]; ok {
+			rs := byInstance[ids[i]]
+			b, _ := json.Marshal(instanceRef{serverID, rs[len(rs)-1].in.Name, ownBound})
+			cl.migrate = append(cl.migrate, ids[i], string(b))
+		}
 	}
 	for _, id := range expired.Val() {
 		if _, inBatch := byInstance[id]; !inBatch {
-			gone = append(gone, id)
+			cl.gone = append(cl.gone, id)
 		}
 	}
-	return gone, over, nil
+	return cl, nil
 }
 
-// unclaim takes back the index entries this batch created (HSETNX
-// succeeded) for the ids in drop. If that fails the entries age out with
-// the index; what the batch does next does not depend on it.
-func (s *Store) unclaim(ctx context.Context, serverID string, ids []string, claimed []*redis.BoolCmd, drop []string) {
-	var fresh []string
-	var members []any
-	for i, c := range claimed {
-		if c.Val() && slices.Contains(drop, ids[i]) {
-			fresh = append(fresh, ids[i])
-			members = append(members, ids[i])
+// derivedFrom reports whether id is metric.InstanceUUID of serverID and the
+// name of one of the readings (almost always they all have one name).
+func derivedFrom(serverID, id string, rs []instanceReading) bool {
+	var tried []string
+	for i := len(rs) - 1; i >= 0; i-- {
+		name := rs[i].in.Name
+		if slices.Contains(tried, name) {
+			continue
 		}
-	}
-	if len(fresh) == 0 {
-		return
-	}
-	pipe := s.rdb.Pipeline()
-	pipe.HDel(ctx, s.instancesKey(), fresh...)
-	pipe.ZRem(ctx, s.instancesSeenKey(), members...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		s.logger.Warn("could not take back instance claims; they expire with the index", "server", serverID, "instances", len(fresh), "err", err)
-	}
-}
-
-// instanceField names the first place id appears in samples, as the
-// validator names fields ("samples[2].instances[0].instanceId").
-func instanceField(samples []metric.Sample, id string) string {
-	for i := range samples {
-		for j := range samples[i].Instances {
-			if samples[i].Instances[j].InstanceID == id {
-				return fmt.Sprintf("samples[%d].instances[%d].instanceId", i, j)
-			}
+		if metric.InstanceUUID(serverID, name) == id {
+			return true
 		}
+		tried = append(tried, name)
 	}
-	return "instances"
+	return false
 }
 
 // resendScripts handles a pipeline that failed only because a Redis node
@@ -521,7 +702,7 @@ func (s *Store) resendScripts(ctx context.Context, cmds []redis.Cmder, calls []*
 	pipe := s.rdb.Pipeline()
 	for i, c := range calls {
 		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			calls[i] = ingestScript.Eval(ctx, pipe, writes[i].keys, writes[i].args...)
+			calls[i] = writes[i].script.Eval(ctx, pipe, writes[i].keys, writes[i].args...)
 		}
 	}
 	_, err := pipe.Exec(ctx)
@@ -529,27 +710,37 @@ func (s *Store) resendScripts(ctx context.Context, cmds []redis.Cmder, calls []*
 }
 
 // scriptHead builds the keys and leading arguments shared by both series
-// kinds; days maps each sample's day to its seen-bitmap index.
-func (s *Store) scriptHead(tag, spec, channel string, now time.Time, snapAt time.Time, snap []byte, times []time.Time) (keys []string, args []any, dayIdx []int) {
+// kinds; days maps each sample's day to its seen-bitmap index. A take-over
+// passes the seen bitmaps of every day a stored sample can be from, so
+// the script can delete them all.
+func (s *Store) scriptHead(tag, spec, channel, owner, mode string, now time.Time, snapAt time.Time, snap []byte, times []time.Time) (keys []string, args []any, dayIdx []int) {
 	keys = make([]string, 0, len(s.tiers)+2)
 	for _, t := range s.tiers {
 		keys = append(keys, tierKey(tag, t))
 	}
 	keys = append(keys, latestKey(tag))
 	days := map[int64]int{}
-	dayIdx = make([]int, len(times))
-	for i, at := range times {
-		d := at.Unix() / 86400
+	day := func(d int64) int {
 		idx, ok := days[d]
 		if !ok {
 			idx = len(days)
 			days[d] = idx
 			keys = append(keys, seenKey(tag, d))
 		}
-		dayIdx[i] = idx
+		return idx
 	}
-	args = make([]any, 0, 8+2*len(s.tiers)+len(times)*(3+len(spec)))
-	args = append(args, spec, len(s.tiers), now.Unix(), channel, int64(s.longest/time.Second), snapAt.Unix(), snap, int64(s.horizon/time.Second))
+	if mode == ownTakeOver {
+		// Samples are at most the horizon old and a few minutes ahead.
+		for d := now.Add(-s.horizon).Unix() / 86400; d <= now.Unix()/86400+1; d++ {
+			day(d)
+		}
+	}
+	dayIdx = make([]int, len(times))
+	for i, at := range times {
+		dayIdx[i] = day(at.Unix() / 86400)
+	}
+	args = make([]any, 0, 10+2*len(s.tiers)+len(times)*(3+len(spec)))
+	args = append(args, spec, len(s.tiers), now.Unix(), channel, int64(s.longest/time.Second), snapAt.Unix(), snap, int64(s.horizon/time.Second), owner, mode)
 	for _, t := range s.tiers {
 		args = append(args, int64(t.Resolution/time.Second), int64(t.Retention/time.Second))
 	}
@@ -557,8 +748,10 @@ func (s *Store) scriptHead(tag, spec, channel string, now time.Time, snapAt time
 }
 
 func (s *Store) serverWrite(serverID string, batch []*metric.Sample, now time.Time, finest time.Duration) (seriesWrite, error) {
-	newest := batch[len(batch)-1]
-	snap, err := json.Marshal(metric.Snapshot{ServerID: serverID, Sample: *newest})
+	// The snapshot and the live points carry the values as stored, so a
+	// raw point reads the same on /latest, the stream and in history.
+	newest := storedSample(batch[len(batch)-1])
+	snap, err := json.Marshal(metric.Snapshot{ServerID: serverID, Sample: newest})
 	if err != nil {
 		return seriesWrite{}, fmt.Errorf("encode snapshot: %w", err)
 	}
@@ -566,39 +759,41 @@ func (s *Store) serverWrite(serverID string, batch []*metric.Sample, now time.Ti
 	for i, smp := range batch {
 		times[i] = smp.CollectedAt
 	}
-	keys, args, dayIdx := s.scriptHead(s.serverTag(serverID), serverSpec, s.ServerChannel(serverID), now, newest.CollectedAt, snap, times)
+	keys, args, dayIdx := s.scriptHead(s.serverTag(serverID), serverSpec, s.ServerChannel(serverID), "", "", now, newest.CollectedAt, snap, times)
 	for i, smp := range batch {
-		live, err := json.Marshal(metric.RawServerMetric(serverID, smp, finest))
+		stored := storedSample(smp)
+		live, err := json.Marshal(metric.RawServerMetric(serverID, &stored, finest))
 		if err != nil {
 			return seriesWrite{}, fmt.Errorf("encode live metric: %w", err)
 		}
 		args = append(args, smp.CollectedAt.Unix(), dayIdx[i], live)
-		for _, f := range serverFields(smp) {
+		for _, f := range serverFields(&stored) {
 			args = append(args, f)
 		}
 	}
-	return seriesWrite{keys, args}, nil
+	return seriesWrite{ingestScript, keys, args}, nil
 }
 
-func (s *Store) instanceWrite(serverID, id string, rs []instanceReading, now time.Time, finest time.Duration) (seriesWrite, error) {
+func (s *Store) instanceWrite(serverID, id, mode string, rs []instanceReading, now time.Time, finest time.Duration) (seriesWrite, error) {
 	lives := make([][]byte, len(rs))
 	times := make([]time.Time, len(rs))
+	stored := make([]metric.InstanceSample, len(rs))
 	for i, r := range rs {
-		in := *r.in
-		in.InstanceID = id
-		live, err := json.Marshal(metric.RawInstanceMetric(serverID, r.at, &in, finest))
+		stored[i] = storedInstance(r.in)
+		stored[i].InstanceID = id
+		live, err := json.Marshal(metric.RawInstanceMetric(serverID, r.at, &stored[i], finest))
 		if err != nil {
 			return seriesWrite{}, fmt.Errorf("encode live metric: %w", err)
 		}
 		lives[i], times[i] = live, r.at
 	}
 	last := len(rs) - 1
-	keys, args, dayIdx := s.scriptHead(s.instanceTag(id), instanceSpec, s.InstanceChannel(id), now, rs[last].at, lives[last], times)
+	keys, args, dayIdx := s.scriptHead(s.instanceTag(id), instanceSpec, s.InstanceChannel(id), serverID, mode, now, rs[last].at, lives[last], times)
 	for i, r := range rs {
 		args = append(args, r.at.Unix(), dayIdx[i], lives[i])
-		for _, f := range instanceFields(r.in) {
+		for _, f := range instanceFields(&stored[i]) {
 			args = append(args, f)
 		}
 	}
-	return seriesWrite{keys, args}, nil
+	return seriesWrite{ingestScript, keys, args}, nil
 }

@@ -284,8 +284,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	// Ingest.
 	err = s.Ping(ctx)
 	if err == nil {
-		if err = ingestScript.Load(ctx, rdb).Err(); err != nil {
-			err = s.wrap(fmt.Errorf("load ingest script: %w", err))
+		for _, sc := range []*redis.Script{ingestScript, indexScript} {
+			if err = sc.Load(ctx, rdb).Err(); err != nil {
+				err = s.wrap(fmt.Errorf("load ingest scripts: %w", err))
+				break
+			}
 		}
 	}
 	if err != nil {
@@ -483,6 +486,10 @@ func (s *Store) serversKey() string                  { return s.prefix + "server
 func (s *Store) instancesKey() string                { return s.prefix + "instances" }
 func (s *Store) instancesSeenKey() string            { return s.prefix + "instances:seen" }
 func (s *Store) hostsKey() string                    { return s.prefix + "hosts" }
+
+// bindingsKey holds the operator's instance bindings, id → instanceRef:
+// configuration, so it never expires.
+func (s *Store) bindingsKey() string { return s.prefix + "instances:bindings" }
 
 // wrap turns connectivity failures into metric.ErrUnavailable (503 +
 // Retry-After upstream) and leaves other errors as they are. The

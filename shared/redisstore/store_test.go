@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -875,54 +877,217 @@ func TestConfigParsing(t *testing.T) {
 	}
 }
 
-func TestInstanceBelongsToFirstServer(t *testing.T) {
+// TestInstanceIDsCannotBeSquatted: an instance id derived from a server's
+// id and the instance name is that server's whoever reports it first; an
+// explicit id is stored only for the server an operator bound it to; a
+// refused id costs only its own readings, never the rest of the batch.
+func TestInstanceIDsCannotBeSquatted(t *testing.T) {
 	suite(t, func(t *testing.T, b backend) {
 		s, c := openOn(t, b, nil)
 		ctx := context.Background()
-		owned := metric.InstanceUUID("app1", "postgres")
-		fresh := metric.InstanceUUID("web-2", "nginx")
-		with := func(at time.Time, ins ...metric.InstanceSample) metric.Sample {
-			smp := sample(at, 10)
+		owned := metric.InstanceUUID("rep-1", "postgres")
+		nginx := metric.InstanceUUID("web-2", "nginx")
+		with := func(at time.Time, cpu float64, ins ...metric.InstanceSample) metric.Sample {
+			smp := sample(at, cpu)
 			smp.Instances = ins
 			return smp
 		}
-		pg := metric.InstanceSample{InstanceID: owned, Name: "postgres", CPUUsagePercent: 1, MemoryUsedBytes: 1, MemoryLimitBytes: 2, MemoryUsagePercent: 50}
-		at := c.t.Add(-time.Minute)
-		mustIngest(t, s, "app1", []metric.Sample{with(at, pg)})
+		in := func(id, name string, cpu float64) metric.InstanceSample {
+			return metric.InstanceSample{InstanceID: id, Name: name, CPUUsagePercent: cpu, MemoryUsedBytes: 1, MemoryLimitBytes: 2, MemoryUsagePercent: 50}
+		}
+		at := c.t.Add(-5 * time.Minute).Truncate(10 * time.Second)
 
-		// Another host reporting the same id (a copied config, or an
-		// attempt to read the instance under its own scope) is refused
-		// whole: its own server sample and its other instance too.
-		ng := metric.InstanceSample{InstanceID: fresh, Name: "nginx", CPUUsagePercent: 1, MemoryUsedBytes: 1, MemoryLimitBytes: 2, MemoryUsagePercent: 50}
-		_, err := s.Ingest(ctx, "web-2", []metric.Sample{with(at, ng), with(at.Add(10*time.Second), ng, pg)})
-		if !errors.Is(err, metric.ErrInvalid) || !strings.Contains(err.Error(), "samples[1].instances[1].instanceId: instance "+owned+" is already reported by another server") {
-			t.Fatalf("hijack: %v", err)
+		// web-2 reports rep-1's derived id first, next to its own nginx.
+		res := mustIngest(t, s, "web-2", []metric.Sample{with(at, 10, in(nginx, "nginx", 1), in(owned, "postgres", 99))})
+		if res.Accepted != 1 || res.InstancesRefused != 1 || !strings.Contains(res.RefusedReason, owned) || !strings.Contains(res.RefusedReason, "vitalsctl instance bind") {
+			t.Fatalf("squat: %+v", res)
 		}
-		if strings.Contains(err.Error(), "app1") {
-			t.Errorf("the refusal names the owner: %v", err)
+		if strings.Contains(res.RefusedReason, "rep-1") {
+			t.Errorf("the refusal names the owner: %s", res.RefusedReason)
 		}
-		if info, err := s.Instance(ctx, owned); err != nil || info.ServerID != "app1" {
-			t.Errorf("owner moved: %+v %v", info, err)
+		if got, err := s.LatestInstance(ctx, nginx); err != nil || got.ServerID != "web-2" {
+			t.Errorf("web-2's own instance in the same batch: %+v %v", got, err)
 		}
-		if _, err := s.ServerMetrics(ctx, "web-2", metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
-			t.Errorf("refused batch wrote the server series: %v", err)
+		if pts := points(t, s, "web-2", metric.Period1h, c.t); len(pts) != 1 {
+			t.Errorf("web-2's server sample: %+v", pts)
 		}
-		// Its other instance's claim was taken back: not indexed, 404 on
-		// history as on latest, not an empty 200.
-		if n, err := s.rdb.HExists(ctx, s.instancesKey(), fresh).Result(); err != nil || n {
-			t.Errorf("refused batch left its claim: %v %v", n, err)
+		// rep-1's batches are all stored, and the instance is rep-1's.
+		for i := range 3 {
+			res := mustIngest(t, s, "rep-1", []metric.Sample{with(at.Add(time.Duration(i)*10*time.Second), 20, in(owned, "postgres", 7))})
+			if res.Accepted != 1 || res.InstancesRefused != 0 {
+				t.Fatalf("rep-1 batch %d: %+v", i, res)
+			}
 		}
-		if _, err := s.InstanceMetrics(ctx, fresh, metric.Period1h, c.t); !errors.Is(err, metric.ErrNotFound) {
-			t.Errorf("unwritten instance history: %v", err)
+		assertOwner := func(step, server string, cpu float64, n int) {
+			t.Helper()
+			if info, err := s.Instance(ctx, owned); err != nil || info.ServerID != server {
+				t.Errorf("%s: Instance: %+v %v", step, info, err)
+			}
+			pts, err := s.InstanceMetrics(ctx, owned, metric.Period1h, c.t)
+			if err != nil || len(pts) != n {
+				t.Fatalf("%s: history %d points (want %d): %+v %v", step, len(pts), n, pts, err)
+			}
+			for _, p := range pts {
+				if p.ServerID != server || p.CPUUsagePercent != cpu || p.Samples != 1 {
+					t.Errorf("%s: point %+v", step, p)
+				}
+			}
+			if l, err := s.LatestInstance(ctx, owned); err != nil || l.ServerID != server || l.CPUUsagePercent != cpu {
+				t.Errorf("%s: latest %+v %v", step, l, err)
+			}
 		}
-		if _, err := s.LatestInstance(ctx, fresh); !errors.Is(err, metric.ErrNotFound) {
-			t.Errorf("unwritten instance latest: %v", err)
+		assertOwner("squatted first", "rep-1", 7, 3)
+
+		// web-2 keeps trying: only that instance is refused, every time.
+		res = mustIngest(t, s, "web-2", []metric.Sample{with(at.Add(40*time.Second), 10, in(owned, "postgres", 99), in(nginx, "nginx", 1))})
+		if res.Accepted != 1 || res.InstancesRefused != 1 || !strings.Contains(res.RefusedReason, "derived from another server") {
+			t.Errorf("squat after the owner: %+v", res)
 		}
-		// The owner keeps writing; the other host without the stolen id too.
-		mustIngest(t, s, "app1", []metric.Sample{with(at.Add(10*time.Second), pg)})
-		mustIngest(t, s, "web-2", []metric.Sample{with(at.Add(20*time.Second), ng)})
-		if info, err := s.Instance(ctx, fresh); err != nil || info.ServerID != "web-2" {
-			t.Errorf("web-2's own instance: %+v %v", info, err)
+		assertOwner("squatted again", "rep-1", 7, 3)
+
+		// An operator binding does not beat derivation either.
+		if _, err := s.Bind(ctx, "web-2", owned, "postgres"); err != nil {
+			t.Fatal(err)
+		}
+		if res := mustIngest(t, s, "web-2", []metric.Sample{with(at.Add(50*time.Second), 10, in(owned, "postgres", 99))}); res.InstancesRefused != 1 {
+			t.Errorf("bound squat: %+v", res)
+		}
+		mustIngest(t, s, "rep-1", []metric.Sample{with(at.Add(30*time.Second), 20, in(owned, "postgres", 7))})
+		assertOwner("bound squat", "rep-1", 7, 4)
+		if bs, err := s.Bindings(ctx); err != nil || len(bs) != 0 {
+			t.Errorf("a binding of another server's derived id outlived its report: %+v %v", bs, err)
+		}
+	})
+}
+
+// TestInstanceBindings: an explicit (configured) instance id is stored only
+// for the server an operator bound it to; binding moves it, unbinding
+// stops it.
+func TestInstanceBindings(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		const id = "0d6c1f1e-5a7b-4c3d-9e8f-0a1b2c3d4e5f"
+		at := c.t.Add(-5 * time.Minute).Truncate(10 * time.Second)
+		send := func(server string, i int) metric.IngestResult {
+			smp := sample(at.Add(time.Duration(i)*10*time.Second), 10)
+			smp.Instances = []metric.InstanceSample{{InstanceID: id, Name: "db", CPUUsagePercent: float64(i), MemoryLimitBytes: 1}}
+			return mustIngest(t, s, server, []metric.Sample{smp})
+		}
+		if res := send("db-a", 0); res.Accepted != 1 || res.InstancesRefused != 1 || !strings.Contains(res.RefusedReason, "vitalsctl instance bind") {
+			t.Fatalf("unbound: %+v", res)
+		}
+		if _, err := s.Instance(ctx, id); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("unbound id indexed: %v", err)
+		}
+		if prev, err := s.Bind(ctx, "db-a", strings.ToUpper(id), "db"); err != nil || prev != "" {
+			t.Fatalf("Bind: %q %v", prev, err)
+		}
+		if res := send("db-a", 1); res.InstancesRefused != 0 {
+			t.Fatalf("bound: %+v", res)
+		}
+		if res := send("db-b", 2); res.InstancesRefused != 1 || !strings.Contains(res.RefusedReason, "bound to another server") {
+			t.Errorf("db-b on db-a's binding: %+v", res)
+		}
+		if info, err := s.Instance(ctx, id); err != nil || info.ServerID != "db-a" {
+			t.Errorf("Instance: %+v %v", info, err)
+		}
+		// The database moves to db-b: its history comes along.
+		if prev, err := s.Bind(ctx, "db-b", id, "db"); err != nil || prev != "db-a" {
+			t.Fatalf("rebind: %q %v", prev, err)
+		}
+		if res := send("db-b", 3); res.InstancesRefused != 0 {
+			t.Errorf("rebound: %+v", res)
+		}
+		if res := send("db-a", 4); res.InstancesRefused != 1 {
+			t.Errorf("old server after the move: %+v", res)
+		}
+		pts, err := s.InstanceMetrics(ctx, id, metric.Period1h, c.t)
+		if err != nil || len(pts) != 2 || pts[0].CPUUsagePercent != 1 || pts[1].CPUUsagePercent != 3 || pts[1].ServerID != "db-b" {
+			t.Errorf("history after the move: %+v %v", pts, err)
+		}
+		if bs, err := s.Bindings(ctx); err != nil || len(bs) != 1 || bs[0] != (Binding{InstanceID: id, ServerID: "db-b", Name: "db"}) {
+			t.Errorf("Bindings: %+v %v", bs, err)
+		}
+		if err := s.Unbind(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Unbind(ctx, id); !errors.Is(err, metric.ErrNotFound) {
+			t.Errorf("second Unbind: %v", err)
+		}
+		if res := send("db-b", 5); res.InstancesRefused != 1 {
+			t.Errorf("after unbind: %+v", res)
+		}
+		if _, err := s.Bind(ctx, "db-b", "nope", ""); !errors.Is(err, metric.ErrInvalid) {
+			t.Errorf("Bind of a non-UUID: %v", err)
+		}
+	})
+}
+
+// TestInstanceClaimsMigrate: index entries stored when the first server to
+// report an id owned it. An explicit id's claim counts as a binding to its
+// server; a claim on an id derived from another server is taken back by
+// that server at its first report, and what the squatter wrote under it
+// never shows up as the owner's (or turns the owner's samples into
+// duplicates).
+func TestInstanceClaimsMigrate(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx := context.Background()
+		owned := metric.InstanceUUID("rep-1", "postgres")
+		const explicit = "0d6c1f1e-5a7b-4c3d-9e8f-0a1b2c3d4e5f"
+		at := c.t.Add(-5 * time.Minute).Truncate(10 * time.Second)
+		// Claims as the code before bindings stored them (no kind).
+		for id, server := range map[string]string{owned: "web-2", explicit: "web-2"} {
+			if err := s.rdb.HSet(ctx, s.instancesKey(), id, `{"s":"`+server+`","n":"postgres"}`).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		with := func(at time.Time, cpu float64, ids ...string) metric.Sample {
+			smp := sample(at, cpu)
+			for _, id := range ids {
+				smp.Instances = append(smp.Instances, metric.InstanceSample{InstanceID: id, Name: "postgres", CPUUsagePercent: cpu, MemoryLimitBytes: 1})
+			}
+			return smp
+		}
+		// web-2 wrote under both, as before the upgrade (the series had
+		// no owner field then).
+		res := mustIngest(t, s, "web-2", []metric.Sample{with(at, 99, owned, explicit), with(at.Add(10*time.Second), 99, owned, explicit)})
+		if res.InstancesRefused != 0 {
+			t.Fatalf("claims from before bindings: %+v", res)
+		}
+		if err := s.rdb.HDel(ctx, latestKey(s.instanceTag(owned)), "o").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if bs, err := s.Bindings(ctx); err != nil || len(bs) != 2 {
+			t.Errorf("claims not stored as bindings: %+v %v", bs, err)
+		}
+
+		// rep-1 reports its own id, at the same second as one of web-2's.
+		res = mustIngest(t, s, "rep-1", []metric.Sample{with(at.Add(10*time.Second), 5, owned)})
+		if res.Accepted != 1 || res.InstancesRefused != 0 {
+			t.Fatalf("owner: %+v", res)
+		}
+		pts, err := s.InstanceMetrics(ctx, owned, metric.Period1h, c.t)
+		if err != nil || len(pts) != 1 || pts[0].CPUUsagePercent != 5 || pts[0].ServerID != "rep-1" || !pts[0].CollectedAt.Equal(at.Add(10*time.Second)) {
+			t.Errorf("owner's history after the take-back: %+v %v", pts, err)
+		}
+		if l, err := s.LatestInstance(ctx, owned); err != nil || l.CPUUsagePercent != 5 || l.ServerID != "rep-1" {
+			t.Errorf("owner's latest: %+v %v", l, err)
+		}
+		if info, err := s.Instance(ctx, owned); err != nil || info.ServerID != "rep-1" {
+			t.Errorf("index: %+v %v", info, err)
+		}
+		// The explicit id stays web-2's; rep-1's id no longer is.
+		res = mustIngest(t, s, "web-2", []metric.Sample{with(at.Add(20*time.Second), 99, owned, explicit)})
+		if res.Accepted != 1 || res.InstancesRefused != 1 || !strings.Contains(res.RefusedReason, owned) {
+			t.Errorf("web-2 after the take-back: %+v", res)
+		}
+		if bs, err := s.Bindings(ctx); err != nil || len(bs) != 1 || bs[0].InstanceID != explicit || bs[0].ServerID != "web-2" {
+			t.Errorf("bindings after the take-back: %+v %v", bs, err)
+		}
+		if pts, err := s.InstanceMetrics(ctx, explicit, metric.Period1h, c.t); err != nil || len(pts) != 3 {
+			t.Errorf("explicit id's history: %+v %v", pts, err)
 		}
 	})
 }
@@ -1078,6 +1243,177 @@ func TestRawPointKeepsItsTime(t *testing.T) {
 		ins, err := s.InstanceMetrics(ctx, in.InstanceID, metric.Period1h, c.t)
 		if err != nil || len(ins) != 1 || !ins[0].CollectedAt.Equal(at) {
 			t.Errorf("instance 1h: %+v %v", ins, err)
+		}
+	})
+}
+
+// TestLatestFollowsClockStepBack: one sample dated minutes ahead (inside
+// the skew window; a host whose clock NTP then steps back) does not freeze
+// the latest: each later sample replaces it and is published, as long as
+// the current latest is dated after ingest's clock. A replay of old
+// spooled samples after an outage still never replaces a current latest.
+func TestLatestFollowsClockStepBack(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		inID := metric.InstanceUUID("skew", "db")
+		sub := s.Client().Subscribe(ctx, s.ServerChannel("skew"), s.InstanceChannel(inID))
+		defer sub.Close()
+		for range 2 {
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mk := func(at time.Time, cpu float64) metric.Sample {
+			smp := sample(at, cpu)
+			smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db", CPUUsagePercent: cpu, MemoryLimitBytes: 1}}
+			return smp
+		}
+		// receive waits for the next server and instance messages.
+		receive := func(step string) (srv, ins metric.ServerMetric) {
+			t.Helper()
+			for got := 0; got < 2; got++ {
+				msg, err := sub.ReceiveMessage(ctx)
+				if err != nil {
+					t.Fatalf("%s: receive: %v", step, err)
+				}
+				var m metric.ServerMetric
+				if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
+					t.Fatal(err)
+				}
+				if msg.Channel == s.ServerChannel("skew") {
+					srv = m
+				} else {
+					ins = m
+				}
+			}
+			return srv, ins
+		}
+		check := func(step string, want time.Time) {
+			t.Helper()
+			srv, ins := receive(step)
+			if !srv.CollectedAt.Equal(want) || !ins.CollectedAt.Equal(want) {
+				t.Errorf("%s: published server %v, instance %v; want %v", step, srv.CollectedAt, ins.CollectedAt, want)
+			}
+			if l, err := s.LatestServer(ctx, "skew"); err != nil || !l.CollectedAt.Equal(want) {
+				t.Errorf("%s: latest server %v %v; want %v", step, l.CollectedAt, err, want)
+			}
+			if snap, err := s.Snapshot(ctx, "skew"); err != nil || !snap.CollectedAt.Equal(want) {
+				t.Errorf("%s: snapshot %v %v; want %v", step, snap.CollectedAt, err, want)
+			}
+			if l, err := s.LatestInstance(ctx, inID); err != nil || !l.CollectedAt.Equal(want) {
+				t.Errorf("%s: latest instance %v %v; want %v", step, l.CollectedAt, err, want)
+			}
+		}
+		start := c.t
+		ahead := start.Add(240 * time.Second)
+		mustIngest(t, s, "skew", []metric.Sample{mk(ahead, 50)})
+		check("sample ahead", ahead)
+		if servers, err := s.Servers(ctx); err != nil || len(servers) != 1 || servers[0].LastSeenAt.After(c.t) {
+			t.Errorf("lastSeenAt in the future: %+v %v", servers, err)
+		}
+		// The host's clock stepped back: its next samples are real time.
+		for i := 1; i <= 10; i++ {
+			c.t = start.Add(time.Duration(i) * 10 * time.Second)
+			at := c.t.Add(-time.Second)
+			mustIngest(t, s, "skew", []metric.Sample{mk(at, float64(i))})
+			check(fmt.Sprintf("sample %d after the step back", i), at)
+		}
+		if servers, err := s.Servers(ctx); err != nil || len(servers) != 1 || !servers[0].LastSeenAt.Equal(c.t.Add(-time.Second)) {
+			t.Errorf("lastSeenAt after the step back: %+v %v", servers, err)
+		}
+		current := c.t.Add(-time.Second)
+
+		// After an outage the spool replays old samples: stored, but the
+		// latest stays, and nothing is published for them.
+		var replay []metric.Sample
+		for i := range 5 {
+			replay = append(replay, mk(start.Add(-30*time.Minute+time.Duration(i)*10*time.Second), 90))
+		}
+		if res := mustIngest(t, s, "skew", replay); res.Accepted != 5 {
+			t.Fatalf("replay: %+v", res)
+		}
+		if l, err := s.LatestServer(ctx, "skew"); err != nil || !l.CollectedAt.Equal(current) {
+			t.Errorf("replay replaced the latest: %v %v", l.CollectedAt, err)
+		}
+		if l, err := s.LatestInstance(ctx, inID); err != nil || !l.CollectedAt.Equal(current) {
+			t.Errorf("replay replaced the instance latest: %v %v", l.CollectedAt, err)
+		}
+		// A newer sample still is the next thing published.
+		c.t = c.t.Add(10 * time.Second)
+		next := c.t.Add(-time.Second)
+		mustIngest(t, s, "skew", []metric.Sample{mk(next, 1)})
+		check("after the replay", next)
+	})
+}
+
+// TestRawPointPrecisionAgrees: a sample's raw point reads the same on
+// /latest, on the live stream and as a single-sample history point: gauges
+// are rounded to the two decimals the series stores, everywhere.
+func TestRawPointPrecisionAgrees(t *testing.T) {
+	suite(t, func(t *testing.T, b backend) {
+		s, c := openOn(t, b, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		inID := metric.InstanceUUID("prec", "db")
+		sub := s.Client().Subscribe(ctx, s.ServerChannel("prec"), s.InstanceChannel(inID))
+		defer sub.Close()
+		for range 2 {
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		smp := sample(c.t.Add(-time.Minute).Truncate(10*time.Second).Add(3*time.Second), 12.3456)
+		smp.CPULoad5m, smp.CPULoad15m, smp.RAMUsagePercent, smp.DiskUsagePercent = 1.23456, 0.005, 33.3333, 66.6666
+		smp.NetworkRxBytesPerSec, smp.NetworkTxBytesPerSec = f64(1234.5678), f64(0.0049)
+		smp.Instances = []metric.InstanceSample{{InstanceID: inID, Name: "db", CPUUsagePercent: 1.23456, MemoryUsedBytes: 3, MemoryLimitBytes: 9, MemoryUsagePercent: 33.3333, DiskUsedBytes: u64(5)}}
+		mustIngest(t, s, "prec", []metric.Sample{smp})
+
+		var liveServer metric.ServerMetric
+		var liveInstance metric.InstanceMetric
+		for range 2 {
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := any(&liveInstance)
+			if msg.Channel == s.ServerChannel("prec") {
+				dst = &liveServer
+			}
+			if err := json.Unmarshal([]byte(msg.Payload), dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		latest, err := s.LatestServer(ctx, "prec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist := points(t, s, "prec", metric.Period1h, c.t)
+		if len(hist) != 1 {
+			t.Fatalf("history: %+v", hist)
+		}
+		if latest != hist[0] || liveServer != hist[0] {
+			t.Errorf("server raw point differs:\nlatest  %+v\nlive    %+v\nhistory %+v", latest, liveServer, hist[0])
+		}
+		if latest.CPUUsagePercent != 12.35 || latest.CPULoad1m != 1.23 || latest.CPULoad5m != 1.23 || latest.RAMUsagePercent != 33.33 ||
+			latest.NetworkRxBytesPerSec != 1234.57 || latest.NetworkTxBytesPerSec != 0 || latest.CPULoad15m != 0.01 {
+			t.Errorf("not two decimals: %+v", latest)
+		}
+		if snap, err := s.Snapshot(ctx, "prec"); err != nil || snap.CPUUsagePercent != 12.35 || *snap.NetworkRxBytesPerSec != 1234.57 {
+			t.Errorf("snapshot: %+v %v", snap, err)
+		}
+
+		li, err := s.LatestInstance(ctx, inID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ih, err := s.InstanceMetrics(ctx, inID, metric.Period1h, c.t)
+		if err != nil || len(ih) != 1 {
+			t.Fatalf("instance history: %+v %v", ih, err)
+		}
+		if !reflect.DeepEqual(li, ih[0]) || !reflect.DeepEqual(liveInstance, ih[0]) || li.CPUUsagePercent != 1.23 || li.MemoryUsagePercent != 33.33 {
+			t.Errorf("instance raw point differs:\nlatest  %+v\nlive    %+v\nhistory %+v", li, liveInstance, ih[0])
 		}
 	})
 }
