@@ -2,7 +2,8 @@
 // Redis (provisioned if needed), the ingest and query handlers, the streamer
 // with its live-view page, and the real reporter for this machine, in one
 // process. It is what `make dev` runs. Subcommands: `token` prints a fresh
-// token for the local secret; `load` runs the streamer load test.
+// token for the local secret; `load` runs the streamer load test; `ingestmem` measures
+// the ingest process's peak memory under heavy batches.
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vitals-dev/vitals/localdev/ingestmem"
 	"github.com/vitals-dev/vitals/localdev/loadtest"
 	"github.com/vitals-dev/vitals/reporter"
 	"github.com/vitals-dev/vitals/shared/auth"
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "load":
 			return loadtest.Main(ctx, args[1:], stdout)
+		case "ingestmem":
+			return ingestmem.Main(ctx, args[1:], stdout)
 		case "token":
 			secret, _, err := jwtSecret(getenv)
 			if err != nil {
@@ -63,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stdout, tok)
 			return nil
 		case "help", "-h", "--help":
-			fmt.Fprintln(stdout, "usage: localdev [token | load [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
+			fmt.Fprintln(stdout, "usage: localdev [token | load [flags] | ingestmem [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
 			return nil
 		default:
 			return fmt.Errorf("unknown command %q (try: localdev help)", args[0])
