@@ -124,7 +124,7 @@ func TestIngestRejects(t *testing.T) {
 			hdr("Content-Encoding", "br")(r)
 			return r
 		}, 415, "Content-Encoding"},
-		{"not gzip", func() *http.Request { return signed(e.server, e.key, good, true) }, 400, "gzip"},
+		{"not gzip", func() *http.Request { return signed(e.server, e.key, []byte("hello, not gzip"), true) }, 400, "gzip"},
 		{"invalid sample", func() *http.Request {
 			return signed(e.server, e.key, batch(t, 2, func(i int, s map[string]any) {
 				if i == 1 {
