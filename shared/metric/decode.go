@@ -298,7 +298,7 @@ func decodeBatch(dec *jsontext.Decoder, serverID string, now time.Time) (Batch, 
 			}
 		default:
 			if k, ok := caseVariant(name, batchNames); ok {
-				return Batch{}, Errorf(ErrInvalid, "%s: unknown key; keys are case-sensitive, did you mean %q?", truncate(name), k)
+				return Batch{}, Errorf(ErrInvalid, "body: unknown key %s; keys are case-sensitive, did you mean %q?", Bounded(name), k)
 			}
 			if err := dec.SkipValue(); err != nil {
 				return Batch{}, jsonError(err, "")
@@ -385,6 +385,11 @@ func jsonError(err error, path string) error {
 		field := pointerPath(se.JSONPointer)
 		switch {
 		case errors.Is(se.Err, jsontext.ErrDuplicateName):
+			if first, _ := firstToken(se.JSONPointer); !slices.Contains(batchNames, first) {
+				// Under a top-level key of the client's own: named inside
+				// the message, so every message starts with a known field.
+				return Errorf(ErrInvalid, "body: duplicate key %s (each key may appear once per object)", Bounded(field))
+			}
 			return Errorf(ErrInvalid, "%s: duplicate key (each key may appear once per object)", field)
 		case errors.Is(se.Err, io.ErrUnexpectedEOF):
 			return Errorf(ErrInvalid, "body: truncated JSON at byte %d", se.ByteOffset)
@@ -430,6 +435,13 @@ func pointerPath(p jsontext.Pointer) string {
 		return "body"
 	}
 	return b.String()
+}
+
+func firstToken(p jsontext.Pointer) (string, bool) {
+	for tok := range p.Tokens() {
+		return tok, true
+	}
+	return "", false
 }
 
 func kindName(k jsontext.Kind) string {
@@ -514,6 +526,9 @@ func (v *validator) fail(field, format string, args ...any) {
 
 func (v *validator) sample(s *sampleJSON, now time.Time) Sample {
 	var out Sample
+	// First: a case variant of a required key would otherwise be
+	// reported as that key missing.
+	v.checkUnknown("", s.Unknown, sampleNames)
 	if s.CollectedAt == nil {
 		v.fail("collectedAt", "required")
 	} else if t, err := time.Parse(time.RFC3339Nano, *s.CollectedAt); err != nil {
@@ -553,7 +568,6 @@ func (v *validator) sample(s *sampleJSON, now time.Time) Sample {
 	out.NetworkTxBytesPerSec = v.optNonNeg("networkTxBytesPerSec", s.NetworkTxBytesPerSec)
 	out.UptimeSeconds = v.bytes("uptimeSeconds", s.UptimeSeconds)
 
-	v.checkUnknown("", s.Unknown, sampleNames)
 	if len(s.CPUs) > MaxCPUsPerSample {
 		v.fail("cpus", "at most %d entries", MaxCPUsPerSample)
 	}
