@@ -81,10 +81,10 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	defer os.RemoveAll(tmp)
 	if o.bin == "" {
 		o.bin = filepath.Join(tmp, "ingest")
-		build := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "./functions/ingest")
+		build := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "github.com/vitals-dev/vitals/functions/ingest")
 		build.Stdout, build.Stderr = stdout, stdout
 		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build ./functions/ingest (run from the repository root, or pass -bin): %w", err)
+			return fmt.Errorf("go build ./functions/ingest (run inside the repository, or pass -bin): %w", err)
 		}
 	}
 	redisURL, stopRedis, err := startRedis(ctx, tmp)

@@ -118,3 +118,30 @@ func TestIngestThroughAPIGateway(t *testing.T) {
 		}
 	}
 }
+
+// TestBadIDEchoBounded: a 400 for a bad server id (REST path or ingest
+// header) or instance id quotes at most the start of it; "." and ".." are
+// refused as ids. At a745124 a 1 MiB id came back whole.
+func TestBadIDEchoBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	huge := strings.Repeat("a", 1<<20)
+	tok := token(t, "*")
+	for name, r := range map[string]*http.Request{
+		"server path":   get("/api/servers/"+huge+"%20/metrics", tok),
+		"instance path": get("/api/instances/"+huge+"/monitoring/metrics", tok),
+		"unknown route": get("/api/"+huge, tok),
+		"dot-dot":       get("/api/servers/%2e%2e/metrics", tok),
+		"ingest header": signed(huge+"!", e.key, batch(t, 1, nil), false),
+		"ingest dot":    signed("..", e.key, batch(t, 1, nil), false),
+	} {
+		h := e.query
+		if strings.HasPrefix(name, "ingest") {
+			h = e.ingest
+		}
+		res := do(t, h, r)
+		if (res.Status != http.StatusBadRequest && name != "unknown route") || len(res.Raw) > 400 {
+			t.Errorf("%s: %d, %d bytes: %.200s", name, res.Status, len(res.Raw), res.Raw)
+		}
+	}
+}

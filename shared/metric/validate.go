@@ -32,8 +32,11 @@ func ValidServerID(id string) bool {
 // CheckServerID returns an ErrInvalid error when id is not a ValidServerID.
 // The message quotes at most the start of id (see Bounded).
 func CheckServerID(id string) error {
+	if id == "." || id == ".." {
+		return Errorf(ErrInvalid, "server id %q: must not be \".\" or \"..\" (URLs resolve them away as path segments)", id)
+	}
 	if !ValidServerID(id) {
-		return Errorf(ErrInvalid, "server id %s: must be 1-128 characters of letters, digits, '.', '_' or '-', and not \".\" or \"..\"", Bounded(id))
+		return Errorf(ErrInvalid, "server id %s: must be 1-128 characters of letters, digits, '.', '_' or '-'", Bounded(id))
 	}
 	return nil
 }
