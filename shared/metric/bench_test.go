@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkDecodeBatch: parse and validate a reporter's batch of 50
-// samples, each with 4 instances and 2 CPUs of detail (about 80 KiB of JSON),
+// samples, each with 4 instances and 2 CPUs of detail (66 KiB of JSON),
 // the decoder's share of BenchmarkIngest's http path.
 func BenchmarkDecodeBatch(b *testing.B) {
 	samples := make([]any, 50)
