@@ -249,7 +249,7 @@ func heavyBatch(server string, n, instances int, seed uint64) []byte {
 		ids[j] = metric.InstanceUUID(server, names[j])
 	}
 	// Values move a little from one sample to the next, as a host's do,
-	// and are rounded as a reporter rounds them: the batch compresses
+	// and decimals are rounded to one place: the batch compresses
 	// about as well as a real spool (roughly 10:1), not like a constant.
 	r1 := func(f float64) float64 { return math.Round(f*10) / 10 }
 	samples := make([]metric.Sample, n)
