@@ -2,7 +2,8 @@
 // Redis (provisioned if needed), the ingest and query handlers, the streamer
 // with its live-view page, and the real reporter for this machine, in one
 // process. It is what `make dev` runs. Subcommands: `token` prints a fresh
-// token for the local secret; `load` runs the streamer load test.
+// token for the local secret; `load` runs the streamer load test; `ingestmem` measures
+// the ingest process's peak memory under heavy batches.
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vitals-dev/vitals/localdev/ingestmem"
 	"github.com/vitals-dev/vitals/localdev/loadtest"
 	"github.com/vitals-dev/vitals/reporter"
 	"github.com/vitals-dev/vitals/shared/auth"
@@ -53,10 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "load":
 			return loadtest.Main(ctx, args[1:], stdout)
+		case "ingestmem":
+			return ingestmem.Main(ctx, args[1:], stdout)
 		case "token":
 			return tokenCmd(args[1:], getenv, stdout, stderr)
 		case "help", "-h", "--help":
-			fmt.Fprintln(stdout, "usage: localdev [token [--servers a,b|'*'] [--ttl 24h] | load [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
+			fmt.Fprintln(stdout, "usage: localdev [token [--servers a,b|'*'] [--ttl 24h] | load [flags] | ingestmem [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
 			return nil
 		default:
 			return fmt.Errorf("unknown command %q (try: localdev help)", args[0])

@@ -118,7 +118,11 @@ func (s *sender) post(ctx context.Context, body []byte) attempt {
 		// expected): keep it.
 		return attempt{outcome: retryable, err: err}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	// application/gzip, not application/json: API Gateway HTTP APIs (and
+	// proxies) pass a body of a non-text type on as binary (base64 to
+	// Lambda), where a JSON type gets the gzip bytes delivered as text,
+	// mangled. Content-Encoding stays for servers older than the type.
+	req.Header.Set("Content-Type", "application/gzip")
 	req.Header.Set("Content-Encoding", "gzip")
 	req.Header.Set("User-Agent", s.userAgent)
 	req.Header.Set(auth.HeaderServer, s.serverID)

@@ -42,7 +42,7 @@ func Authenticate(r *http.Request, v *auth.Verifier) (*auth.Claims, error) {
 func InstanceID(raw string) (string, error) {
 	id, err := metric.ParseUUID(raw)
 	if err != nil {
-		return "", metric.Errorf(metric.ErrInvalid, "instance id %q: must be a UUID", raw)
+		return "", metric.Errorf(metric.ErrInvalid, "instance id %s: must be a UUID", metric.Bounded(raw))
 	}
 	return id, nil
 }
@@ -89,7 +89,7 @@ func ClientError(err error) (int, string) { return classify(err) }
 
 // NoRoute is the 404 of a path no handler serves.
 func NoRoute(path string) error {
-	return &statusError{status: http.StatusNotFound, msg: "no such route: " + path}
+	return &statusError{status: http.StatusNotFound, msg: "no such route: " + boundedPath(path)}
 }
 
 // MethodNotAllowed is the 405 of a known path asked with another method;

@@ -3,14 +3,19 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/metric"
@@ -21,6 +26,18 @@ import (
 const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultMaxDecodedBytes = 8 << 20
+	// DefaultDecodeBudget bounds the decompressed bytes of all batches
+	// being decoded and stored at once. A batch costs the process a few
+	// times its decompressed size until it is stored (decoded samples,
+	// then the store's commands), so 24 MiB keeps a process under a
+	// 256 MiB limit however many hosts send at once (docs/PERFORMANCE.md,
+	// "Ingest memory per request"), while ordinary batches (a few KiB)
+	// never wait for each other.
+	DefaultDecodeBudget = 24 << 20
+	// DefaultBudgetWait is how long a batch waits for the budget before
+	// it is answered 503 + Retry-After (the reporter retries): well
+	// inside the 3 s every answer is bounded by.
+	DefaultBudgetWait = 2 * time.Second
 )
 
 // IngestDeps are what the ingest handler needs.
@@ -33,10 +50,17 @@ type IngestDeps struct {
 	// MaxBodyBytes bounds the body as sent; MaxDecodedBytes bounds it after
 	// gunzip. 0 means the defaults.
 	MaxBodyBytes, MaxDecodedBytes int64
+	// DecodeBudget bounds the decompressed bytes of the batches this
+	// handler decodes and stores at once; a batch that finds it spent
+	// waits up to BudgetWait, then gets 503 + Retry-After. Only signed
+	// batches of enrolled hosts take from it. 0 means the defaults.
+	DecodeBudget int64
+	BudgetWait   time.Duration
 }
 
 type ingest struct {
 	IngestDeps
+	budget *budget
 }
 
 // NewIngest returns the ingest function's handler: POST /api/ingest with a
@@ -56,7 +80,13 @@ func NewIngest(d IngestDeps) http.Handler {
 	if d.MaxDecodedBytes <= 0 {
 		d.MaxDecodedBytes = DefaultMaxDecodedBytes
 	}
-	h := &ingest{d}
+	if d.DecodeBudget <= 0 {
+		d.DecodeBudget = DefaultDecodeBudget
+	}
+	if d.BudgetWait <= 0 {
+		d.BudgetWait = DefaultBudgetWait
+	}
+	h := &ingest{IngestDeps: d, budget: newBudget(d.DecodeBudget)}
 	return newMux(FunctionIngest, map[string]http.HandlerFunc{
 		"POST /api/ingest": h.serve,
 	}, d.Logger)
@@ -74,7 +104,13 @@ func (h *ingest) serve(w http.ResponseWriter, r *http.Request) {
 	serverID := r.Header.Get(auth.HeaderServer)
 	res, err := h.handle(r, serverID)
 	if err != nil {
-		if errors.Is(err, metric.ErrUnauthorized) || errors.Is(err, metric.ErrInvalid) || errors.Is(err, metric.ErrTooLarge) {
+		if isTransit(err) {
+			// Every batch of this host (likely of every host behind the
+			// same gateway) fails the same way until someone acts: loud.
+			h.Logger.Error("ingest body changed in transit; nothing stored, reporters keep retrying until the path to ingest is fixed",
+				"server", safeID(serverID), "content_type", metric.Bounded(r.Header.Get("Content-Type")),
+				"content_encoding", metric.Bounded(r.Header.Get("Content-Encoding")), "err", err)
+		} else if errors.Is(err, metric.ErrUnauthorized) || errors.Is(err, metric.ErrInvalid) || errors.Is(err, metric.ErrTooLarge) {
 			// Client mistakes are worth a line for the operator (a host
 			// with a wrong key or clock), but not at error level.
 			h.Logger.Info("ingest rejected", "server", safeID(serverID), "err", err)
@@ -97,7 +133,7 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 	if ts == "" || sig == "" {
 		return metric.IngestResult{}, metric.Errorf(metric.ErrUnauthorized, "%s and %s headers are required", auth.HeaderTimestamp, auth.HeaderSignature)
 	}
-	gzipped, err := contentEncoding(r.Header.Get("Content-Encoding"))
+	gzipped, err := bodyEncoding(r.Header)
 	if err != nil {
 		return metric.IngestResult{}, err
 	}
@@ -121,8 +157,9 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 		return metric.IngestResult{}, err
 	}
 	now := h.Now()
-	if err := auth.VerifyRequest(key, ts, serverID, raw, sig, now); err != nil {
-		if !enrolled {
+	body, gzipped, err := verifyBody(key, ts, serverID, raw, sig, gzipped, now)
+	if err != nil {
+		if !enrolled && !isTransit(err) {
 			return metric.IngestResult{}, fmt.Errorf("host not enrolled or revoked: %w", err)
 		}
 		return metric.IngestResult{}, err
@@ -133,36 +170,239 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 		return metric.IngestResult{}, metric.Errorf(metric.ErrUnauthorized, auth.SignatureMismatch)
 	}
 
-	body := raw
+	// The body is authentic; what it costs to decode is bounded before
+	// any of it is decompressed (see budget).
+	weight := int64(len(body))
 	if gzipped {
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return metric.IngestResult{}, metric.Errorf(metric.ErrInvalid, "body: not valid gzip")
-		}
-		body, err = readLimited(zr, h.MaxDecodedBytes, "decompressed body")
-		if err != nil {
-			if errors.Is(err, metric.ErrTooLarge) {
-				return metric.IngestResult{}, err
-			}
-			return metric.IngestResult{}, metric.Errorf(metric.ErrInvalid, "body: not valid gzip")
-		}
+		weight = gzipISize(body)
 	}
-	batch, err := metric.DecodeBatch(body, serverID, now)
+	weight = min(max(weight, int64(len(body))), h.MaxDecodedBytes)
+	release, err := h.budget.acquire(r.Context(), weight, h.BudgetWait)
 	if err != nil {
 		return metric.IngestResult{}, err
 	}
-	return h.Store.Ingest(r.Context(), serverID, batch.Samples)
+	defer release()
+
+	var in io.Reader = bytes.NewReader(body)
+	if gzipped {
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			return metric.IngestResult{}, metric.Errorf(metric.ErrInvalid, "body: not valid gzip")
+		}
+		in = zr
+	}
+	lr := &limitedReader{r: in, limit: h.MaxDecodedBytes, left: h.MaxDecodedBytes, reserved: weight, budget: h.budget}
+	defer lr.release()
+	batch, err := metric.DecodeBatchFrom(lr, serverID, now)
+	switch {
+	case lr.err != nil:
+		// The decompressed stream failed or ran over a limit: the JSON
+		// decoder's view of it (truncated JSON) would mislead.
+		return metric.IngestResult{}, lr.err
+	case err != nil:
+		return metric.IngestResult{}, err
+	}
+	return h.store(r.Context(), serverID, batch.Samples)
 }
 
-// contentEncoding accepts identity and gzip, nothing else (415).
-func contentEncoding(v string) (gzipped bool, err error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "identity":
-		return false, nil
-	case "gzip", "x-gzip":
-		return true, nil
+// storeChunkReadings is how many readings (a sample and each of its
+// instances count one) go to the store in one call. The store's work and
+// memory for a call grow with its readings (about 1.3 KiB each while the
+// call runs); a maximal batch (1,000 samples × 38 instances, 39,000
+// readings) stored in one call cost the process 50 MiB, in chunks of
+// 4,096 a tenth of that.
+const storeChunkReadings = 4096
+
+// store hands a validated batch to the store in chunks of about
+// storeChunkReadings readings and adds up the counts. Samples are stored
+// idempotently, so when a later chunk fails (Redis away) the reporter's
+// retry of the whole batch finds the earlier chunks as duplicates.
+func (h *ingest) store(ctx context.Context, serverID string, samples []metric.Sample) (metric.IngestResult, error) {
+	var total metric.IngestResult
+	for len(samples) > 0 {
+		n, readings := 0, 0
+		for n < len(samples) && (n == 0 || readings+1+len(samples[n].Instances) <= storeChunkReadings) {
+			readings += 1 + len(samples[n].Instances)
+			n++
+		}
+		res, err := h.Store.Ingest(ctx, serverID, samples[:n])
+		if err != nil {
+			return metric.IngestResult{}, err
+		}
+		total.Accepted += res.Accepted
+		total.Duplicates += res.Duplicates
+		total.Stale += res.Stale
+		// The same new instance is refused in every chunk it appears in:
+		// the largest count is the number of instances left out.
+		total.InstancesOverLimit = max(total.InstancesOverLimit, res.InstancesOverLimit)
+		samples = samples[n:]
 	}
-	return false, &statusError{status: http.StatusUnsupportedMediaType, msg: "Content-Encoding " + v + " not supported; send gzip or no encoding"}
+	return total, nil
+}
+
+// bodyEncoding says whether the body is gzip: Content-Type
+// application/gzip (what the reporter sends: API Gateway and proxies pass
+// such a body as binary and never decompress it) or Content-Encoding gzip
+// (older reporters, curl). Any other encoding is a 415.
+func bodyEncoding(h http.Header) (gzipped bool, err error) {
+	ct, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	gzipType := ct == "application/gzip" || ct == "application/x-gzip"
+	switch v := h.Get("Content-Encoding"); strings.ToLower(strings.TrimSpace(v)) {
+	case "", "identity":
+		return gzipType, nil
+	case "gzip", "x-gzip":
+		// application/gzip with Content-Encoding gzip is read as one gzip
+		// layer: a proxy that added the header for a gzip file changed
+		// nothing in the bytes, which the signature covers anyway.
+		return true, nil
+	default:
+		return false, &statusError{status: http.StatusUnsupportedMediaType, msg: "Content-Encoding " + metric.Bounded(v) + " not supported; send gzip or no encoding"}
+	}
+}
+
+// gzipMagic starts every gzip stream; gzipBase64 is how those bytes start
+// once base64-encoded.
+var (
+	gzipMagic  = []byte{0x1f, 0x8b}
+	gzipBase64 = []byte("H4sI")
+)
+
+// verifyBody checks the signature over raw and returns the body to decode
+// and whether it is gzip. When the signature fails on a body declared gzip
+// it tells the ways a proxy or API Gateway mangles one apart from a wrong
+// key:
+//
+//   - still base64 (a gateway that did not decode its isBase64Encoded
+//     body): decoded and verified again; accepted if it verifies.
+//   - not gzip at all (decompressed in transit): accepted if the signature
+//     verifies over it as it is, otherwise changed in transit.
+//   - gzip bytes that are now valid UTF-8 (delivered as text: every byte
+//     over 0x7f became U+FFFD), or JSON text: changed in transit.
+//
+// Real gzip data is never valid UTF-8 (its second byte, 0x8b, cannot
+// start a character), so that test does not misfire on an honest body
+// with a wrong key. The diagnosis
+// depends on the body only, never on the key, so an unknown host and a
+// wrong key still get the same answer for the same body.
+func verifyBody(key []byte, ts, serverID string, raw []byte, sig string, gzipped bool, now time.Time) ([]byte, bool, error) {
+	err := auth.VerifyRequest(key, ts, serverID, raw, sig, now)
+	if err == nil {
+		if gzipped && !bytes.HasPrefix(raw, gzipMagic) && looksJSON(raw) {
+			// Declared gzip, arrived as JSON, and signed as JSON: a
+			// gateway decompressed a body its host signed uncompressed.
+			return raw, false, nil
+		}
+		return raw, gzipped, nil
+	}
+	var me *metric.Error
+	if !gzipped || !errors.As(err, &me) || me.Msg != auth.SignatureMismatch {
+		return nil, false, err
+	}
+	if bytes.HasPrefix(raw, gzipBase64) {
+		dec := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+		if n, derr := base64.StdEncoding.Decode(dec, bytes.TrimSpace(raw)); derr == nil {
+			if auth.VerifyRequest(key, ts, serverID, dec[:n], sig, now) == nil {
+				return dec[:n], true, nil
+			}
+			return nil, false, transitError("it arrived base64-encoded: a proxy or API Gateway passed on its base64 form without decoding it")
+		}
+	}
+	if !bytes.HasPrefix(raw, gzipMagic) {
+		// A gateway that decompressed the body: the signature covers the
+		// compressed bytes, so it verifies only if the host signed these.
+		if looksJSON(raw) {
+			return nil, false, transitError("it was sent as gzip and arrived as plain JSON: a proxy or API Gateway decompressed it")
+		}
+		if utf8.Valid(raw) && len(raw) > 0 {
+			// gzip's second byte (0x8b) alone is invalid UTF-8: a body
+			// declared gzip that is valid text was rewritten as text.
+			return nil, false, transitError("it was sent as gzip and arrived as text (binary bytes replaced by U+FFFD): a proxy or API Gateway passed the binary body on as text")
+		}
+	}
+	return nil, false, err
+}
+
+func transitError(why string) error {
+	return &statusError{
+		status: http.StatusBadGateway,
+		msg: "body changed in transit, so it cannot be what the host signed: " + why +
+			"; nothing was stored and the reporter keeps the batch. Send the body as Content-Type: application/gzip " +
+			"(see the README, \"Ingest wire format\"), or route ingest around the component that rewrites it",
+	}
+}
+
+// isTransit reports whether err is a transitError.
+func isTransit(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.status == http.StatusBadGateway
+}
+
+// looksJSON: a body whose first non-space byte opens a JSON object.
+func looksJSON(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// gzipISize is the uncompressed size a gzip stream declares in its last
+// four bytes (ISIZE, RFC 1952), used only to reserve memory before
+// decompressing; gzip.Reader checks it against the real output.
+func gzipISize(b []byte) int64 {
+	if len(b) < 18 || !bytes.HasPrefix(b, gzipMagic) {
+		return int64(len(b))
+	}
+	return int64(binary.LittleEndian.Uint32(b[len(b)-4:]))
+}
+
+// limitedReader is the decompressed body: it fails with ErrTooLarge past
+// left bytes, and past the bytes reserved for it in the budget it reserves
+// more without waiting (a stream whose trailer understated its size, or
+// with several gzip members), failing with 503 if the budget is spent.
+// Read errors of the stream itself (bad gzip) become a 400.
+type limitedReader struct {
+	r              io.Reader
+	limit, left    int64
+	read, reserved int64
+	budget         *budget
+	extra          int64
+	err            error
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if int64(n) > l.left {
+		l.err = metric.Errorf(metric.ErrTooLarge, "decompressed body: over the limit of %d bytes", l.limit)
+		return 0, l.err
+	}
+	l.left -= int64(n)
+	if over := l.read - l.reserved - l.extra; over > 0 {
+		more := max(over, 256<<10)
+		if !l.budget.tryAcquire(more) {
+			l.err = metric.Errorf(metric.ErrUnavailable, "ingest is busy decoding other large batches; retry later")
+			return 0, l.err
+		}
+		l.extra += more
+	}
+	if err != nil && err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped by contract
+		var me *metric.Error
+		if !errors.As(err, &me) {
+			err = metric.Errorf(metric.ErrInvalid, "body: not valid gzip")
+		}
+		l.err = err
+	}
+	return n, err
+}
+
+func (l *limitedReader) release() {
+	l.budget.release(l.extra)
+	l.extra = 0
 }
 
 // readLimited reads all of r, failing with ErrTooLarge past limit bytes.
@@ -190,4 +430,96 @@ func safeID(id string) string {
 		id = id[:64]
 	}
 	return strings.ToValidUTF8(id, "?")
+}
+
+// budget is a weighted semaphore over decompressed bytes, first come first
+// served: a large batch waiting is not overtaken by later small ones
+// forever. A request larger than the whole budget takes all of it.
+type budget struct {
+	mu      sync.Mutex
+	size    int64
+	used    int64
+	waiters []*budgetWaiter
+}
+
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{}
+}
+
+func newBudget(size int64) *budget { return &budget{size: size} }
+
+// acquire takes n bytes of the budget, waiting at most wait (or until ctx
+// ends); it returns the function that gives them back. When the wait runs
+// out the error is ErrUnavailable (503 + Retry-After).
+func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (func(), error) {
+	n = min(n, b.size)
+	b.mu.Lock()
+	if len(b.waiters) == 0 && b.used+n <= b.size {
+		b.used += n
+		b.mu.Unlock()
+		return func() { b.release(n) }, nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-w.ready:
+		return func() { b.release(n) }, nil
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	b.mu.Lock()
+	select {
+	case <-w.ready:
+		// Granted while giving up: give it back.
+		b.mu.Unlock()
+		b.release(n)
+	default:
+		for i, x := range b.waiters {
+			if x == w {
+				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+				break
+			}
+		}
+		b.grantLocked() // the head may have changed
+		b.mu.Unlock()
+	}
+	return nil, metric.Errorf(metric.ErrUnavailable, "ingest is busy decoding other large batches; retry later")
+}
+
+// tryAcquire takes n bytes only if they are free now and nobody waits.
+func (b *budget) tryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiters) == 0 && b.used+n <= b.size {
+		b.used += n
+		return true
+	}
+	return false
+}
+
+func (b *budget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.grantLocked()
+	b.mu.Unlock()
+}
+
+func (b *budget) grantLocked() {
+	for len(b.waiters) > 0 {
+		w := b.waiters[0]
+		if b.used+w.n > b.size {
+			return
+		}
+		b.used += w.n
+		b.waiters = b.waiters[1:]
+		close(w.ready)
+	}
 }

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -124,7 +125,7 @@ func TestIngestRejects(t *testing.T) {
 			hdr("Content-Encoding", "br")(r)
 			return r
 		}, 415, "Content-Encoding"},
-		{"not gzip", func() *http.Request { return signed(e.server, e.key, good, true) }, 400, "gzip"},
+		{"not gzip", func() *http.Request { return signed(e.server, e.key, []byte("hello, not gzip"), true) }, 400, "gzip"},
 		{"invalid sample", func() *http.Request {
 			return signed(e.server, e.key, batch(t, 2, func(i int, s map[string]any) {
 				if i == 1 {
@@ -228,12 +229,23 @@ func FuzzIngestHandler(f *testing.F) {
 	f.Add("x y", "1", "v1=zz", "br", []byte("{"), false)
 	f.Add("", "", "", "", []byte{}, false)
 	f.Add(e.server, "", "", "gzip", []byte{0x1f, 0x8b, 8, 0, 0, 0}, true)
+	// The API Gateway cases: application/gzip, base64 left encoded, gzip
+	// delivered as text, and duplicate keys.
+	z := gz(f, good)
+	f.Add(e.server, "", "", "ctype:application/gzip", z, true)
+	f.Add(e.server, "", "", "gzip", []byte(base64.StdEncoding.EncodeToString(z)), false)
+	f.Add(e.server, "", "", "gzip", []byte(strings.ToValidUTF8(string(z), "\uFFFD")), false)
+	f.Add(e.server, "", "", "", []byte(`{"samples":[],"samples":[]}`), true)
 	f.Fuzz(func(t *testing.T, server, ts, sig, enc string, body []byte, sign bool) {
 		r := httptest.NewRequest(http.MethodPost, "/api/ingest", bytes.NewReader(body))
 		r.Header.Set(auth.HeaderServer, server)
 		r.Header.Set(auth.HeaderTimestamp, ts)
 		r.Header.Set(auth.HeaderSignature, sig)
-		r.Header.Set("Content-Encoding", enc)
+		if ct, ok := strings.CutPrefix(enc, "ctype:"); ok {
+			r.Header.Set("Content-Type", ct)
+		} else {
+			r.Header.Set("Content-Encoding", enc)
+		}
 		if sign {
 			now := time.Now().Unix()
 			r.Header.Set(auth.HeaderTimestamp, strconv.FormatInt(now, 10))
@@ -244,6 +256,12 @@ func FuzzIngestHandler(f *testing.F) {
 		res := decode(t, w.Code, w.Header(), w.Body.Bytes())
 		switch res.Status {
 		case 202, 400, 401, 413, 415:
+		case 502:
+			// Only a body declared gzip that is not gzip can be "changed
+			// in transit", and only when its signature fails.
+			if !strings.HasPrefix(res.Body["error"].(string), "body changed in transit") || bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
+				t.Fatalf("502 for a gzip body: %s", res.Raw)
+			}
 		default:
 			t.Fatalf("status %d: %s", res.Status, res.Raw)
 		}

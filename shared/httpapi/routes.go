@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/vitals-dev/vitals/shared/metric"
 )
 
 // Function names: which deployable unit serves a route.
@@ -131,4 +133,12 @@ func allowHeader(methods map[string]string) string {
 	}
 	slices.Sort(ms)
 	return strings.Join(ms, ", ")
+}
+
+// boundedPath is a request path as an error quotes it: at most its first
+// 64 bytes, escaped (metric.Bounded without the quotes), so a 1 MiB path is
+// never echoed whole.
+func boundedPath(p string) string {
+	q := metric.Bounded(p)
+	return q[1 : len(q)-1]
 }

@@ -21,8 +21,34 @@ import (
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"samples":[{"collectedAt":"2024-05-01T12:00:00Z","cpuUsagePercent":1,"cpuLoad1m":0,"cpuLoad5m":0,"cpuLoad15m":0,"ramTotalBytes":1,"ramUsedBytes":1,"ramAvailableBytes":0,"ramUsagePercent":100,"diskTotalBytes":1,"diskUsedBytes":0,"diskAvailableBytes":1,"diskUsagePercent":0,"networkRxBytes":0,"networkTxBytes":0,"uptimeSeconds":0}]}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"samples":[{"collectedAt":"2024-05-01T12:00:00Z","collectedAt":"2024-05-01T12:00:01Z"}]}`))
+	f.Add([]byte(`{"samples":[{"CollectedAt":"2024-05-01T12:00:00Z"}],"Samples":[]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := metric.DecodeBatch(body, testServer, testNow)
+		if err == nil {
+			// No parser differential: encoding/json (v1, which folds case,
+			// keeps the last duplicate and replaces invalid UTF-8) reads
+			// an accepted body as the same samples.
+			var v1 metric.Batch
+			if err := json.Unmarshal(body, &v1); err != nil {
+				t.Fatalf("accepted, but encoding/json refuses it: %v", err)
+			}
+			if len(v1.Samples) != len(b.Samples) {
+				t.Fatalf("accepted %d samples, encoding/json reads %d", len(b.Samples), len(v1.Samples))
+			}
+			for i, s := range v1.Samples {
+				got := b.Samples[i]
+				if !s.CollectedAt.Truncate(time.Second).Equal(got.CollectedAt) || s.CPUUsagePercent != got.CPUUsagePercent ||
+					s.RAMTotalBytes != got.RAMTotalBytes || s.UptimeSeconds != got.UptimeSeconds || len(s.Instances) != len(got.Instances) {
+					t.Fatalf("samples[%d]: encoding/json reads %+v, accepted %+v", i, s, got)
+				}
+				for j, in := range s.Instances {
+					if in.Name != got.Instances[j].Name || in.MemoryUsedBytes != got.Instances[j].MemoryUsedBytes {
+						t.Fatalf("samples[%d].instances[%d]: encoding/json reads %+v, accepted %+v", i, j, in, got.Instances[j])
+					}
+				}
+			}
+		}
 		if err != nil {
 			var me *metric.Error
 			if !errors.As(err, &me) || !errors.Is(err, metric.ErrInvalid) {

@@ -2,8 +2,10 @@
 // ServerMetric and InstanceMetric points the REST API returns, periods, error
 // kinds, and the Store contract every storage backend implements.
 //
-// It imports only the standard library so that every other package (reporter,
-// handlers, streamer, store) can depend on it without pulling anything else in.
+// It imports only the standard library and github.com/go-json-experiment/json
+// (the encoding/json/v2 prototype, for the strict streaming batch decoder),
+// so that every other package (reporter, handlers, streamer, store) can
+// depend on it without pulling anything else in.
 package metric
 
 import (

@@ -5,14 +5,19 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ValidServerID reports whether id can name a server: 1–128 bytes of ASCII
-// letters, digits, '.', '_' or '-' (every hostname fits). The restriction
-// keeps ids safe inside Redis keys, hash tags, channel names and URLs.
+// letters, digits, '.', '_' or '-' (every hostname fits), except "." and
+// "..". The restriction keeps ids safe inside Redis keys, hash tags,
+// channel names and URLs; "." and ".." are path segments that URL
+// clients and proxies resolve away (/api/servers/../metrics), so a server
+// named so could only be reached as %2e%2e.
 func ValidServerID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
+	if len(id) == 0 || len(id) > 128 || id == "." || id == ".." {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -25,11 +30,38 @@ func ValidServerID(id string) bool {
 }
 
 // CheckServerID returns an ErrInvalid error when id is not a ValidServerID.
+// The message quotes at most the start of id (see Bounded).
 func CheckServerID(id string) error {
+	if id == "." || id == ".." {
+		return Errorf(ErrInvalid, "server id %q: must not be \".\" or \"..\" (URLs resolve them away as path segments)", id)
+	}
 	if !ValidServerID(id) {
-		return Errorf(ErrInvalid, "server id %q: must be 1-128 characters of letters, digits, '.', '_' or '-'", id)
+		return Errorf(ErrInvalid, "server id %s: must be 1-128 characters of letters, digits, '.', '_' or '-'", Bounded(id))
 	}
 	return nil
+}
+
+// maxEcho is how much of a client's input an error message quotes.
+const maxEcho = 64
+
+// Bounded quotes s for an error message: Go-quoted, cut to its first 64
+// bytes (on a character boundary) with "…" when longer. Every error that
+// quotes client input uses it, so a 1 MiB id or value never comes back as
+// a 1 MB answer or log line.
+func Bounded(s string) string {
+	return strconv.Quote(truncate(s))
+}
+
+// truncate is Bounded without the quotes, for field paths.
+func truncate(s string) string {
+	if len(s) > maxEcho {
+		cut := maxEcho
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // CheckIngestURL says why s cannot be a reporter's ingest endpoint, or
@@ -54,7 +86,7 @@ func CheckIngestURL(s string) error {
 // (any version, any case) and returns it lowercased; otherwise ErrInvalid.
 func ParseUUID(s string) (string, error) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return "", Errorf(ErrInvalid, "%q is not a UUID", s)
+		return "", Errorf(ErrInvalid, "%s is not a UUID", Bounded(s))
 	}
 	for i := 0; i < 36; i++ {
 		if i == 8 || i == 13 || i == 18 || i == 23 {
@@ -62,7 +94,7 @@ func ParseUUID(s string) (string, error) {
 		}
 		c := s[i]
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return "", Errorf(ErrInvalid, "%q is not a UUID", s)
+			return "", Errorf(ErrInvalid, "%s is not a UUID", Bounded(s))
 		}
 	}
 	return strings.ToLower(s), nil
