@@ -229,12 +229,7 @@ func (h *ingest) store(ctx context.Context, serverID string, samples []metric.Sa
 		if err != nil {
 			return metric.IngestResult{}, err
 		}
-		total.Accepted += res.Accepted
-		total.Duplicates += res.Duplicates
-		total.Stale += res.Stale
-		// The same new instance is refused in every chunk it appears in:
-		// the largest count is the number of instances left out.
-		total.InstancesOverLimit = max(total.InstancesOverLimit, res.InstancesOverLimit)
+		total.AddChunk(res)
 		samples = samples[n:]
 	}
 	return total, nil

@@ -229,3 +229,18 @@ type IngestResult struct {
 	// refused first and why. Omitted when nothing was refused.
 	RefusedReason string `json:"refusedReason,omitempty"`
 }
+
+// AddChunk adds the result of storing one chunk of a batch to r, the
+// batch's result. Sample counts add up; an instance left out is left out
+// of every chunk it appears in, so the instance counts are the largest of
+// any chunk, and the first reason given is kept.
+func (r *IngestResult) AddChunk(c IngestResult) {
+	r.Accepted += c.Accepted
+	r.Duplicates += c.Duplicates
+	r.Stale += c.Stale
+	r.InstancesOverLimit = max(r.InstancesOverLimit, c.InstancesOverLimit)
+	r.InstancesRefused = max(r.InstancesRefused, c.InstancesRefused)
+	if r.RefusedReason == "" {
+		r.RefusedReason = c.RefusedReason
+	}
+}
