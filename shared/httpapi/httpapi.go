@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,14 @@ type errorBody struct {
 // a 500 whose real error is logged, never shown.
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	status, msg := classify(err)
+	if status == http.StatusInternalServerError && errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away mid-request (the store honours the
+		// request's context): nothing is broken and nobody reads the
+		// answer, so no error is logged.
+		logger.Debug("request cancelled by the client", "method", r.Method, "path", r.URL.Path)
+		WriteJSON(w, http.StatusServiceUnavailable, errorBody{Error: "request cancelled"})
+		return
+	}
 	switch status {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", RetryAfterSeconds)

@@ -1,8 +1,16 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vitals-dev/vitals/shared/testlog"
 )
 
 // TestLogLimiter: one line per key and interval, and the next line carries
@@ -29,5 +37,28 @@ func TestLogLimiter(t *testing.T) {
 		if ok != s.ok || held != s.held {
 			t.Errorf("step %d (%s at %s): allow %v held %d, want %v %d", i, s.key, s.at, ok, held, s.ok, s.held)
 		}
+	}
+}
+
+// TestClientGoneIsNotAnError: a store call that fails because the client
+// went away (its request context cancelled) is not logged as an internal
+// error.
+func TestClientGoneIsNotAnError(t *testing.T) {
+	var logs testlog.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("GET", "/api/servers", nil).WithContext(ctx)
+	w := httptest.NewRecorder()
+	WriteError(w, r, logger, fmt.Errorf("servers: %w", context.Canceled))
+	if strings.Contains(logs.String(), "ERROR") || w.Code == http.StatusInternalServerError {
+		t.Fatalf("%d, logs %s", w.Code, logs.String())
+	}
+	// With the request still live, a cancellation from elsewhere is a
+	// real internal error.
+	logs = testlog.Buffer{}
+	WriteError(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/servers", nil), logger, context.Canceled)
+	if !strings.Contains(logs.String(), "ERROR") {
+		t.Fatalf("live request: logs %s", logs.String())
 	}
 }
