@@ -29,6 +29,7 @@ import (
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpapi"
+	"github.com/vitals-dev/vitals/shared/httpserve"
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 	"github.com/vitals-dev/vitals/streamer"
@@ -151,7 +152,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	store, err := redisstore.Open(ctx, storeCfg, log)
 	if err != nil {
-		return fmt.Errorf("open redis at %s: %w", redis.URL, err)
+		return fmt.Errorf("open redis at %s: %w", redisstore.RedactURL(redis.URL), err)
 	}
 	defer store.Close()
 	verifier, err := cfg.Verifier(ctx)
@@ -165,9 +166,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	// The functions answer in one go and get a write deadline, as they do
+	// deployed; the streamer's streams bound their own writes.
 	handler := mux(
-		httpapi.NewIngest(httpapi.IngestDeps{Store: store, Keys: store, Logger: log, Now: time.Now}),
-		httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now}),
+		httpserve.BoundWrite(httpapi.NewIngest(httpapi.IngestDeps{Store: store, Keys: store, Logger: log, Now: time.Now})),
+		httpserve.BoundWrite(httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now})),
 		stream.Handler(),
 	)
 
@@ -175,7 +178,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("listen on %s (set VITALS_ADDR to use another address): %w", env("VITALS_ADDR"), err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := httpserve.NewServer(store.Bound(handler), log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
@@ -221,7 +224,7 @@ Vitals is up: %[1]s/
 		}
 	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), httpserve.ShutdownTimeout)
 	defer cancel()
 	_ = stream.Shutdown(shutdownCtx)
 	_ = srv.Shutdown(shutdownCtx)

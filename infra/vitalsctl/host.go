@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/redisstore"
 )
 
 // opTimeout bounds one host command, Redis connection included, so a wrong
@@ -40,28 +39,15 @@ func (rf redisFlags) open(ctx context.Context, st settings, stderr io.Writer) (m
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	hk, closeFn, err := openHostKeys(ctx, u, prefix, logger)
 	if err != nil {
-		where := redactURLs(u)
+		// Never the URL as given: its password, even one with an
+		// unencoded # or ? that breaks parsing, stays out of the error.
+		where := redisstore.RedactURL(u)
 		if where == "" {
 			where = "the default address"
 		}
 		return nil, nil, fmt.Errorf("connect to Redis at %s (set VITALS_REDIS_URL or --redis-url): %w", where, err)
 	}
 	return hk, closeFn, nil
-}
-
-// redactURLs hides passwords in a comma-separated list of Redis URLs, for
-// error messages.
-func redactURLs(list string) string {
-	if list == "" {
-		return ""
-	}
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // serverIDArg checks the one positional argument of host add/revoke.

@@ -274,4 +274,13 @@ func TestHostErrors(t *testing.T) {
 			t.Errorf("%v: error leaks the Redis password: %v", args, err)
 		}
 	}
+	// A password with characters that must be percent-encoded and are
+	// not: the URL cannot be parsed, and still no part of it is shown.
+	for _, u := range []string{"redis://:s3c#ret-pw@" + addr, "redis://:s3c?ret-pw@" + addr, "redis://:s3c%ret-pw@" + addr, "redis://:s3c/ret-pw@" + addr} {
+		_, _, err := cli(t, map[string]string{"VITALS_REDIS_URL": u}, "host", "list")
+		wantFailure(t, err, "VITALS_REDIS_URL")
+		if strings.Contains(err.Error(), "s3c") || strings.Contains(err.Error(), "ret-pw") {
+			t.Errorf("unencoded password: error leaks it: %v", err)
+		}
+	}
 }

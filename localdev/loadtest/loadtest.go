@@ -39,6 +39,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/vitals-dev/vitals/shared/auth"
+	"github.com/vitals-dev/vitals/shared/httpserve"
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 	"github.com/vitals-dev/vitals/streamer"
@@ -532,7 +533,7 @@ func startInProcess(ctx context.Context, store *redisstore.Store, secret, addr s
 	if err != nil {
 		return "", nil, err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := httpserve.NewServer(srv.Handler(), nil)
 	go func() { _ = hs.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -190,6 +190,11 @@ func lookup(getenv func(string) string, k string) (string, bool) {
 	return strings.TrimSpace(v), v != ""
 }
 
+// errRedisURL says what a Redis URL looks like; it never quotes the value
+// (it may carry a password, and url.Parse's errors quote a piece of it).
+var errRedisURL = errors.New("want redis://[user:password@]host:port[/db], rediss://…, or a comma-separated host:port list for a cluster " +
+	"(percent-encode any of : / ? # [ ] @ % , in a password, e.g. # as %23)")
+
 // checkRedisURL validates the URL's shape without ever quoting it (it may
 // carry a password).
 func checkRedisURL(v string) error {
@@ -198,12 +203,12 @@ func checkRedisURL(v string) error {
 		if strings.Contains(part, "://") {
 			u, err := url.Parse(part)
 			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-				return errors.New("want redis://[user:password@]host:port[/db], rediss://…, or a comma-separated host:port list for a cluster")
+				return errRedisURL
 			}
 			continue
 		}
 		if _, _, err := splitHostPort(part); err != nil {
-			return errors.New("want redis://[user:password@]host:port[/db], rediss://…, or a comma-separated host:port list for a cluster")
+			return errRedisURL
 		}
 	}
 	return nil

@@ -81,6 +81,10 @@ func TestErrors(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"VITALS_REDIS_URL": "http://:topsecret@x"}, "VITALS_REDIS_URL"},
+		// Unencoded characters in a password: the hint, never the value.
+		{map[string]string{"VITALS_REDIS_URL": "redis://:top#secret@x:6379"}, "percent-encode"},
+		{map[string]string{"VITALS_REDIS_URL": "redis://:top?secret@x:6379"}, "percent-encode"},
+		{map[string]string{"VITALS_REDIS_URL": "redis://:top%secret@x:6379"}, "percent-encode"},
 		{map[string]string{"VITALS_REDIS_PREFIX": "a{b}"}, "VITALS_REDIS_PREFIX"},
 		{map[string]string{"VITALS_TIERS": "10s"}, "VITALS_TIERS"},
 		{map[string]string{"VITALS_PERIODS": "1x"}, "VITALS_PERIODS"},

@@ -5,12 +5,15 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/vitals-dev/vitals/shared/metric"
 )
@@ -59,10 +62,24 @@ type errorBody struct {
 // a 500 whose real error is logged, never shown.
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	status, msg := classify(err)
+	if status == http.StatusInternalServerError && errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away mid-request (the store honours the
+		// request's context): nothing is broken and nobody reads the
+		// answer, so no error is logged.
+		logger.Debug("request cancelled by the client", "method", r.Method, "path", r.URL.Path)
+		WriteJSON(w, http.StatusServiceUnavailable, errorBody{Error: "request cancelled"})
+		return
+	}
 	switch status {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", RetryAfterSeconds)
-		logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		// A Redis that is down, stalled or full fails every request the
+		// same way: one warning per interval (with how many were not
+		// logged) says so without burying everything else.
+		if n, ok := unavailableLog.allow(msg, time.Now()); ok {
+			logger.Warn("dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err,
+				"suppressed", n, "interval", unavailableLog.every.String())
+		}
 	case http.StatusInternalServerError:
 		logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	case http.StatusMethodNotAllowed:
@@ -72,6 +89,55 @@ func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		}
 	}
 	WriteJSON(w, status, errorBody{Error: msg})
+}
+
+// UnavailableLogInterval is how often WriteError logs a warning for 503s of
+// one cause (the client message, e.g. "redis unavailable: timeout"); the
+// others are counted and the count logged with the next warning.
+const UnavailableLogInterval = 30 * time.Second
+
+// unavailableLog is per process, as the dependency it reports on is: on
+// Lambda that is one warning per interval per container.
+var unavailableLog = &logLimiter{every: UnavailableLogInterval}
+
+// logLimiter lets one log line per key through per interval and counts the
+// lines it held back. Safe for concurrent use.
+type logLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	keys  map[string]*limitState
+}
+
+type limitState struct {
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line for key may be logged at now, and how many
+// were suppressed since the last one that was.
+func (l *logLimiter) allow(key string, now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.keys == nil {
+		l.keys = map[string]*limitState{}
+	}
+	st := l.keys[key]
+	if st == nil {
+		// Causes are few (a handful of client messages), so the map stays
+		// small; cap it anyway against a message that embeds a value.
+		if len(l.keys) >= 64 {
+			clear(l.keys)
+		}
+		st = &limitState{}
+		l.keys[key] = st
+	}
+	if !st.last.IsZero() && now.Sub(st.last) < l.every {
+		st.suppressed++
+		return 0, false
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return n, true
 }
 
 // classify returns the status and client message for err.

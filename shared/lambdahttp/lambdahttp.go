@@ -5,28 +5,17 @@ package lambdahttp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
-)
 
-// Server timeouts outside Lambda: slow or idle clients must not hold
-// connections forever (Slowloris), while a 1 MiB ingest body on a slow
-// uplink still fits.
-const (
-	ReadHeaderTimeout = 10 * time.Second
-	ReadTimeout       = 30 * time.Second
-	WriteTimeout      = 30 * time.Second
-	IdleTimeout       = 120 * time.Second
-	ShutdownTimeout   = 10 * time.Second
+	"github.com/vitals-dev/vitals/shared/httpserve"
 )
 
 // Proxy adapts h to an API Gateway HTTP API (v2) Lambda handler. It is the
@@ -71,35 +60,14 @@ func Serve(ctx context.Context, h http.Handler, addr string, getenv func(string)
 }
 
 // ServeListener is Serve's net/http half on an open listener (tests pass
-// 127.0.0.1:0). It logs "listening" with the address.
+// 127.0.0.1:0). It logs "listening" with the address. The server has the
+// bounds every Vitals server has (shared/httpserve), and each response a
+// write deadline: a function answers in one go.
 func ServeListener(ctx context.Context, h http.Handler, ln net.Listener, logger *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := httpserve.NewServer(httpserve.BoundWrite(h), logger)
 	logger.Info("listening", "addr", ln.Addr().String())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
-	}
-	return nil
+	return httpserve.Serve(ctx, srv, ln, func(context.Context) error {
+		logger.Info("shutting down")
+		return nil
+	})
 }

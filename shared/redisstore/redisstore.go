@@ -215,6 +215,9 @@ type Store struct {
 	logger       *slog.Logger
 	longest      time.Duration // longest retention: index and snapshot horizon
 	horizon      time.Duration // MaxSampleAge: stale cutoff and bitmap lifetime
+	// budget bounds the Redis work of one request (see Bound), or of one
+	// command outside a request; 0 means unbounded.
+	budget time.Duration
 }
 
 var (
@@ -257,7 +260,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, maxInstances: cfg.MaxInstancesPerServer, now: cfg.Now, logger: logger}
+	s := &Store{rdb: rdb, prefix: cfg.Prefix, tiers: tiers, maxPoints: cfg.MaxPoints, maxInstances: cfg.MaxInstancesPerServer, now: cfg.Now, logger: logger, budget: requestBudgetOf(cfg.URL, rdb)}
+	rdb.AddHook(budgetHook{s})
 	s.longest = longestRetention(tiers)
 	s.horizon = min(s.longest, DefaultMaxSampleAge)
 	if cfg.MaxSampleAge > 0 {
@@ -302,8 +306,33 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	return s, nil
 }
 
+// Client defaults where the URL does not set them (URL query options such
+// as ?read_timeout=3s win). With them a Redis that stops answering costs a
+// request at most DefaultRequestBudget, inside the 3 s in which every
+// request that needs Redis answers or gets 503 + Retry-After, in every
+// runtime. go-redis's own defaults (5 s reads, three retries, 5 s dials)
+// held a request for 10-20 s, past the functions' 10 s Lambda timeout.
+// Reads get 2 s, not less: a large ingest pipeline on a busy Redis must
+// still fit, or its batch would be refused on every retry.
+const (
+	DefaultDialTimeout  = time.Second
+	DefaultReadTimeout  = 2 * time.Second
+	DefaultWriteTimeout = 2 * time.Second
+	// DefaultPoolTimeout bounds the wait for a free connection when every
+	// pooled one is stuck on a stalled Redis.
+	DefaultPoolTimeout = 2 * time.Second
+	// DefaultMaxRetries: one retry (on a fresh connection) rides out a
+	// connection Redis closed while idle.
+	DefaultMaxRetries = 1
+	// DefaultRequestBudget is how long all the Redis work of one request
+	// may take together (see Store.Bound). A URL that sets read_timeout
+	// gets twice that instead (a try and a retry).
+	DefaultRequestBudget = 2500 * time.Millisecond
+)
+
 // newClient builds a plain client for one URL and a cluster client for a
-// comma-separated list (credentials, TLS and timeouts from the first URL).
+// comma-separated list (credentials, TLS and timeouts from the first URL),
+// with the defaults above.
 func newClient(raw string) (redis.UniversalClient, error) {
 	var urls []string
 	for u := range strings.SplitSeq(raw, ",") {
@@ -319,47 +348,65 @@ func newClient(raw string) (redis.UniversalClient, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("redis URL is empty")
 	}
+	// url.Parse's errors quote the URL, and a fragment of it even when
+	// they do not (`invalid port ":pa" after host` is the start of a
+	// password with a ? in it), so they are never shown.
+	first, err := url.Parse(urls[0])
+	if err != nil {
+		return nil, fmt.Errorf("redis URL %s: %w", RedactURL(urls[0]), errUnparsable)
+	}
+	set := first.Query()
 	opts := make([]*redis.Options, len(urls))
 	for i, u := range urls {
 		// Later nodes of a cluster list may be bare host:port and then
 		// take the first URL's scheme, credentials and query, so an AUTH
 		// token is written once: rediss://:tok@a:6379,b:6379,c:6379.
 		if i > 0 && !strings.Contains(u, "://") {
-			first, err := url.Parse(urls[0])
-			if err != nil {
-				return nil, fmt.Errorf("redis URL %s: %w", redactURL(urls[0]), err)
-			}
-			first.Host = u
-			u = first.String()
+			node := *first
+			node.Host = u
+			u = node.String()
+		}
+		if _, err := url.Parse(u); err != nil {
+			return nil, fmt.Errorf("redis URL %s: %w", RedactURL(u), errUnparsable)
 		}
 		o, err := redis.ParseURL(u)
 		if err != nil {
-			return nil, fmt.Errorf("redis URL %s: %w", redactURL(u), err)
+			return nil, fmt.Errorf("redis URL %s: %w", RedactURL(u), err)
 		}
 		if len(urls) > 1 && o.DB != 0 {
-			return nil, fmt.Errorf("redis URL %s: Redis Cluster has only database 0", redactURL(u))
+			return nil, fmt.Errorf("redis URL %s: Redis Cluster has only database 0", RedactURL(u))
 		}
 		opts[i] = o
 	}
 	for _, o := range opts {
 		// Fail fast when Redis is away: handlers answer 503 + Retry-After
 		// and the reporter re-sends (ingest is idempotent), so long retry
-		// loops would only hold requests open. Explicit URL settings win.
-		if !strings.Contains(urls[0], "max_retries=") {
-			o.MaxRetries = 1
+		// loops would only hold requests open.
+		if !set.Has("max_retries") {
+			o.MaxRetries = DefaultMaxRetries
 		}
-		if !strings.Contains(urls[0], "dial_timeout=") {
-			o.DialTimeout = time.Second
+		if !set.Has("dial_timeout") {
+			o.DialTimeout = DefaultDialTimeout
 		}
-		// With MaxRetries 1 a command waits at most about two dial
-		// timeouts for an unreachable Redis, so the 503 arrives well
-		// inside a 10 s Lambda timeout.
+		if !set.Has("read_timeout") {
+			o.ReadTimeout = DefaultReadTimeout
+		}
+		if !set.Has("write_timeout") {
+			o.WriteTimeout = DefaultWriteTimeout
+		}
+		if !set.Has("pool_timeout") {
+			o.PoolTimeout = DefaultPoolTimeout
+		}
 		o.DialerRetries = 1
-	}
-	if len(opts) == 1 {
-		return redis.NewClient(opts[0]), nil
+		// A caller's deadline (the request budget, a handler's own
+		// timeout) reaches the socket: without this go-redis ignores it
+		// and waits out its own timeouts.
+		o.ContextTimeoutEnabled = true
 	}
 	o := opts[0]
+	if len(opts) == 1 {
+		return redis.NewClient(o), nil
+	}
 	addrs := make([]string, len(opts))
 	for i, x := range opts {
 		addrs[i] = x.Addr
@@ -367,37 +414,79 @@ func newClient(raw string) (redis.UniversalClient, error) {
 	// The first URL's settings (credentials, TLS, timeouts and pool
 	// sizes from its query) apply to every node.
 	return redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:           addrs,
-		ClientName:      o.ClientName,
-		Protocol:        o.Protocol,
-		Username:        o.Username,
-		Password:        o.Password,
-		TLSConfig:       o.TLSConfig,
-		MaxRetries:      o.MaxRetries,
-		MinRetryBackoff: o.MinRetryBackoff,
-		MaxRetryBackoff: o.MaxRetryBackoff,
-		DialTimeout:     o.DialTimeout,
-		DialerRetries:   o.DialerRetries,
-		ReadTimeout:     o.ReadTimeout,
-		WriteTimeout:    o.WriteTimeout,
-		PoolFIFO:        o.PoolFIFO,
-		PoolSize:        o.PoolSize,
-		PoolTimeout:     o.PoolTimeout,
-		MinIdleConns:    o.MinIdleConns,
-		MaxIdleConns:    o.MaxIdleConns,
-		MaxActiveConns:  o.MaxActiveConns,
-		ConnMaxIdleTime: o.ConnMaxIdleTime,
-		ConnMaxLifetime: o.ConnMaxLifetime,
+		Addrs:                 addrs,
+		ClientName:            o.ClientName,
+		Protocol:              o.Protocol,
+		Username:              o.Username,
+		Password:              o.Password,
+		TLSConfig:             o.TLSConfig,
+		MaxRetries:            o.MaxRetries,
+		MinRetryBackoff:       o.MinRetryBackoff,
+		MaxRetryBackoff:       o.MaxRetryBackoff,
+		DialTimeout:           o.DialTimeout,
+		DialerRetries:         o.DialerRetries,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		ContextTimeoutEnabled: o.ContextTimeoutEnabled,
+		PoolFIFO:              o.PoolFIFO,
+		PoolSize:              o.PoolSize,
+		PoolTimeout:           o.PoolTimeout,
+		MinIdleConns:          o.MinIdleConns,
+		MaxIdleConns:          o.MaxIdleConns,
+		MaxActiveConns:        o.MaxActiveConns,
+		ConnMaxIdleTime:       o.ConnMaxIdleTime,
+		ConnMaxLifetime:       o.ConnMaxLifetime,
 	}), nil
 }
 
-// redactURL hides the password of a URL for error messages.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
+// requestBudgetOf is how long one request may spend on Redis with a
+// client for raw: DefaultRequestBudget, or twice the read timeout the URL
+// sets (0, unbounded, when that is negative: read_timeout=-1 asks for no
+// timeout).
+func requestBudgetOf(raw string, rdb redis.UniversalClient) time.Duration {
+	first, _, _ := strings.Cut(strings.TrimSpace(raw), ",")
+	if u, err := url.Parse(first); err != nil || !u.Query().Has("read_timeout") {
+		return DefaultRequestBudget
 	}
-	return u.Redacted()
+	var read time.Duration
+	switch c := rdb.(type) {
+	case *redis.Client:
+		read = c.Options().ReadTimeout
+	case *redis.ClusterClient:
+		read = c.Options().ReadTimeout
+	}
+	if read <= 0 {
+		return 0
+	}
+	return 2 * read
+}
+
+// errUnparsable stands for url.Parse's error, which quotes the URL.
+var errUnparsable = errors.New("not a valid URL (a password with any of : / ? # [ ] @ % , must be percent-encoded, e.g. # as %23)")
+
+// RedactURL hides the password in a Redis URL, or in each of a
+// comma-separated list of them, for messages and logs. A URL too broken to
+// parse keeps only its scheme and what follows its last @ (the host), so a
+// password with an unencoded # or ? is hidden too.
+func RedactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "@") {
+			parts[i] = p
+			continue
+		}
+		if u, err := url.Parse(p); err == nil {
+			parts[i] = u.Redacted()
+			continue
+		}
+		scheme, _, ok := strings.Cut(p, "://")
+		if !ok {
+			scheme = "redis"
+		}
+		parts[i] = scheme + "://[redacted]@" + p[strings.LastIndex(p, "@")+1:]
+	}
+	return strings.Join(parts, ",")
 }
 
 // Close releases the connections.
@@ -516,10 +605,26 @@ func unavailable(err error) bool {
 		errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),
 		redis.IsLoadingError(err), redis.IsClusterDownError(err),
-		redis.HasErrorPrefix(err, "TRYAGAIN"), redis.HasErrorPrefix(err, "MASTERDOWN"):
+		redis.HasErrorPrefix(err, "TRYAGAIN"), redis.HasErrorPrefix(err, "MASTERDOWN"),
+		// A full Redis (maxmemory with noeviction) refuses writes until
+		// memory is freed or raised: the store is unavailable, not broken,
+		// and the reporter keeps the batch and re-sends it.
+		oom(err):
 		return true
 	}
 	return false
+}
+
+// oom reports Redis's refusal to write past maxmemory. A write inside the
+// ingest script fails with the same reply, carried in the script's error.
+func oom(err error) bool {
+	return redis.HasErrorPrefix(err, "OOM") ||
+		(isRedisError(err) && strings.Contains(err.Error(), "OOM command not allowed"))
+}
+
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
 }
 
 // shortErr keeps the client message free of addresses.
@@ -533,6 +638,8 @@ func shortErr(err error) string {
 		return "loading"
 	case redis.IsClusterDownError(err):
 		return "cluster down"
+	case oom(err):
+		return "out of memory"
 	}
 	return "connection failed"
 }

@@ -41,12 +41,24 @@ type backend struct {
 var backends = []backend{
 	{"redis", func(t *testing.T) (string, string) {
 		r := redistest.New(t)
-		return r.URL, r.Prefix
+		return slowOK(r.URL), r.Prefix
 	}},
 	{"miniredis", func(t *testing.T) (string, string) {
 		m := miniredis.RunT(t)
-		return "redis://" + m.Addr(), "vitals:"
+		return slowOK("redis://" + m.Addr()), "vitals:"
 	}},
+}
+
+// slowOK gives the suite's client a 10 s read timeout: these tests check
+// storage semantics, and one of them ingests 4,000 samples in one batch,
+// which can take longer than the default 2 s on a machine busy with other
+// tests (and miniredis runs the Lua in gopher-lua, far slower than Redis).
+// The default timeouts have their own tests (bounds_test.go).
+func slowOK(url string) string {
+	if strings.Contains(url, "?") {
+		return url + "&read_timeout=10s"
+	}
+	return url + "?read_timeout=10s"
 }
 
 // suite runs fn as a parallel subtest per backend.

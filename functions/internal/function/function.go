@@ -39,18 +39,36 @@ func Main(name, defaultAddr string, build Build) {
 // environment and cancel ctx to stop it. defaultAddr is used outside Lambda
 // when VITALS_ADDR is not set.
 func Run(ctx context.Context, name, defaultAddr string, getenv func(string) string, stderr io.Writer, build Build) error {
-	cfg, err := config.Load(getenv)
+	h, cfg, logger, closeFn, err := Setup(ctx, name, getenv, stderr, build)
 	if err != nil {
 		return err
 	}
-	logger := cfg.Logger(stderr).With("function", name)
+	defer closeFn()
+	addr := cfg.Addr
+	if addr == "" {
+		addr = defaultAddr
+	}
+	return lambdahttp.Serve(ctx, h, addr, getenv, logger)
+}
+
+// Setup is Run up to serving: the configuration, the logger and the
+// handler exactly as both runtimes serve it (with the store's request
+// budget, so a Redis that stops answering costs a request at most
+// Store.Budget). Tests drive the handler through lambdahttp.Proxy. closeFn
+// closes the store.
+func Setup(ctx context.Context, name string, getenv func(string) string, stderr io.Writer, build Build) (h http.Handler, cfg config.Config, logger *slog.Logger, closeFn func(), err error) {
+	cfg, err = config.Load(getenv)
+	if err != nil {
+		return nil, cfg, nil, nil, err
+	}
+	logger = cfg.Logger(stderr).With("function", name)
 	slog.SetDefault(logger)
 	var store *redisstore.Store
-	defer func() {
+	closeFn = func() {
 		if store != nil {
-			store.Close()
+			_ = store.Close()
 		}
-	}()
+	}
 	open := func() (*redisstore.Store, error) {
 		sc, err := cfg.StoreConfig()
 		if err != nil {
@@ -62,13 +80,13 @@ func Run(ctx context.Context, name, defaultAddr string, getenv func(string) stri
 		}
 		return store, nil
 	}
-	h, err := build(ctx, cfg, logger, open)
+	h, err = build(ctx, cfg, logger, open)
 	if err != nil {
-		return err
+		closeFn()
+		return nil, cfg, nil, nil, err
 	}
-	addr := cfg.Addr
-	if addr == "" {
-		addr = defaultAddr
+	if store != nil {
+		h = store.Bound(h)
 	}
-	return lambdahttp.Serve(ctx, h, addr, getenv, logger)
+	return h, cfg, logger, closeFn, nil
 }

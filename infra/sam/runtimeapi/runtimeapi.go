@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vitals-dev/vitals/shared/httpserve"
 )
 
 const prefix = "/2018-06-01/runtime/"
@@ -77,7 +79,7 @@ func Start() (*Server, error) {
 	mux.HandleFunc("POST "+prefix+"invocation/{id}/response", s.serveResult(false))
 	mux.HandleFunc("POST "+prefix+"invocation/{id}/error", s.serveResult(true))
 	mux.HandleFunc("POST "+prefix+"init/error", s.serveInitError)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = httpserve.NewServer(mux, nil)
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }

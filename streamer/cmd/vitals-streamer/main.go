@@ -12,13 +12,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vitals-dev/vitals/shared/config"
+	"github.com/vitals-dev/vitals/shared/httpserve"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 	"github.com/vitals-dev/vitals/streamer"
 )
@@ -92,39 +91,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s (set VITALS_ADDR or -addr): %w", *addr, err)
 	}
-	// No Read/WriteTimeout: streams live for hours. The streamer bounds
-	// every write itself, and the header timeout stops slowloris.
-	srv := &http.Server{
-		Handler:           stream.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	// The bounds every Vitals server has (shared/httpserve): header, body
+	// and idle time, but no whole-connection deadline, since streams live
+	// for hours and bound each of their writes themselves.
+	// Each request's Redis reads (healthz, an SSE stream's first snapshot)
+	// share the store's request budget: a Redis that stops answering gets
+	// a 503 within it, not a hang.
+	srv := httpserve.NewServer(store.Bound(stream.Handler()), logger)
 	logger.Info("listening", "addr", ln.Addr().String())
 	fmt.Fprintf(stdout, "vitals-streamer listening on http://%s/\n", ln.Addr())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
 	// Streams first (close frames with a reason, SSE ends cleanly), then
 	// the HTTP server, which would otherwise wait on the SSE handlers.
-	serr := stream.Shutdown(sctx)
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return errors.Join(serr, fmt.Errorf("http shutdown: %w", err))
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
-	}
-	return serr
+	return httpserve.Serve(ctx, srv, ln, func(sctx context.Context) error {
+		logger.Info("shutting down")
+		return stream.Shutdown(sctx)
+	})
 }
 
 func or(v, def string) string {
