@@ -31,13 +31,13 @@ func addRedisFlags(fs *flag.FlagSet) redisFlags {
 
 // open connects to the store the functions use, as configured by flags and
 // environment. The returned func closes it.
-func (rf redisFlags) open(ctx context.Context, st settings, stderr io.Writer) (metric.HostKeys, func(), error) {
+func (rf redisFlags) open(ctx context.Context, st settings, stderr io.Writer) (*redisstore.Store, func(), error) {
 	u := st.get("redis-url", *rf.url, "VITALS_REDIS_URL", "")
 	prefix := st.get("redis-prefix", *rf.prefix, "VITALS_REDIS_PREFIX", "")
 	// Errors only: a store warning such as "redis unavailable" would just
 	// repeat the error vitalsctl prints. The store never logs keys.
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	hk, closeFn, err := openHostKeys(ctx, u, prefix, logger)
+	s, err := openStore(ctx, u, prefix, logger)
 	if err != nil {
 		// Never the URL as given: its password, even one with an
 		// unencoded # or ? that breaks parsing, stays out of the error.
@@ -47,7 +47,7 @@ func (rf redisFlags) open(ctx context.Context, st settings, stderr io.Writer) (m
 		}
 		return nil, nil, fmt.Errorf("connect to Redis at %s (set VITALS_REDIS_URL or --redis-url): %w", where, err)
 	}
-	return hk, closeFn, nil
+	return s, func() { _ = s.Close() }, nil
 }
 
 // serverIDArg checks the one positional argument of host add/revoke.

@@ -6,35 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 
 	"github.com/vitals-dev/vitals/shared/metric"
-	"github.com/vitals-dev/vitals/shared/redisstore"
 )
-
-// openBindings connects to the store the functions use, for the instance
-// commands. The returned func closes it.
-func (rf redisFlags) openBindings(ctx context.Context, st settings, stderr io.Writer) (*redisstore.Store, func(), error) {
-	u := st.get("redis-url", *rf.url, "VITALS_REDIS_URL", "")
-	prefix := st.get("redis-prefix", *rf.prefix, "VITALS_REDIS_PREFIX", "")
-	cfg := redisstore.DefaultConfig()
-	if u != "" {
-		cfg.URL = u
-	}
-	if prefix != "" {
-		cfg.Prefix = prefix
-	}
-	s, err := redisstore.Open(ctx, cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-	if err != nil {
-		where := redactURLs(u)
-		if where == "" {
-			where = "the default address"
-		}
-		return nil, nil, fmt.Errorf("connect to Redis at %s (set VITALS_REDIS_URL or --redis-url): %w", where, err)
-	}
-	return s, func() { _ = s.Close() }, nil
-}
 
 // instanceCmd runs `vitalsctl instance bind|unbind|list`.
 func instanceCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -76,7 +51,7 @@ func instanceCmd(ctx context.Context, args []string, getenv func(string) string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	s, closeFn, err := rf.openBindings(ctx, newSettings(fs, getenv), stderr)
+	s, closeFn, err := rf.open(ctx, newSettings(fs, getenv), stderr)
 	if err != nil {
 		return err
 	}
