@@ -22,6 +22,7 @@ import (
 
 	"github.com/vitals-dev/vitals/localdev/loadtest"
 	"github.com/vitals-dev/vitals/reporter"
+	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpapi"
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return err
 			}
-			tok, err := auth.IssueToken([]byte(secret), []string{"*"}, 24*time.Hour, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
+			tok, err := auth.IssueScopedToken([]byte(secret), []string{"*"}, auth.ScopeAlertsWrite, 24*time.Hour, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
 			if err != nil {
 				return err
 			}
@@ -111,6 +112,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 
+	alerts := alertstore.New(store.Client(), store.Prefix(), store.Wrap)
+	alertDeps := &httpapi.AlertDeps{Store: alerts}
 	stream, err := streamer.New(streamer.Deps{
 		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: log, Now: time.Now,
 	}, streamer.Config{})
@@ -119,7 +122,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	handler := mux(
 		httpapi.NewIngest(httpapi.IngestDeps{Store: store, Keys: store, Logger: log, Now: time.Now}),
-		httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now}),
+		httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now, Alerts: alertDeps}),
 		stream.Handler(),
 	)
 
@@ -136,7 +139,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	token, err := auth.IssueToken([]byte(secret), []string{"*"}, 24*time.Hour, env("VITALS_JWT_ISSUER"), env("VITALS_JWT_AUDIENCE"), time.Now())
+	token, err := auth.IssueScopedToken([]byte(secret), []string{"*"}, auth.ScopeAlertsWrite, 24*time.Hour, env("VITALS_JWT_ISSUER"), env("VITALS_JWT_AUDIENCE"), time.Now())
 	if err != nil {
 		return err
 	}
@@ -154,7 +157,7 @@ Vitals is up: %[1]s/
   redis:    %[2]s
   server:   %[3]s (reporting every %[4]s, instance "localdev")
   secret:   %[6]s
-  token:    %[5]s   (servers ["*"], valid 24h)
+  token:    %[5]s   (servers ["*"], scope alerts:write, valid 24h)
   live:     %[1]s/#token=%[5]s
   try:      curl -H "Authorization: Bearer %[5]s" %[1]s/api/servers/%[3]s/metrics/latest
 

@@ -1,5 +1,6 @@
 // Command query is the query function: the REST API over stored metrics
-// (GET /api/servers…, /api/instances…, /api/healthz). It runs under AWS
+// (GET /api/servers…, /api/instances…, /api/healthz) and alerting
+// (/api/alerts…). It runs under AWS
 // Lambda when AWS_LAMBDA_RUNTIME_API is set, else as an HTTP server on
 // VITALS_ADDR (default 127.0.0.1:8082).
 package main
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vitals-dev/vitals/functions/internal/function"
+	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/redisstore"
@@ -30,7 +32,8 @@ func build(ctx context.Context, cfg config.Config, logger *slog.Logger, open fun
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: logger, Now: time.Now}), nil
+	alerts := &httpapi.AlertDeps{Store: alertstore.New(store.Client(), store.Prefix(), store.Wrap)}
+	return httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: logger, Now: time.Now, Alerts: alerts}), nil
 }
 
 // run is main with its environment passed in, for tests.

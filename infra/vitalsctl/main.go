@@ -75,7 +75,7 @@ Usage:
                                              enroll a host; prints its env file (key shown once)
   vitalsctl host list [--json]               enrolled hosts, enrolment and key times (never keys)
   vitalsctl host revoke <serverId>           delete a host's key; its requests get 401 from then on
-  vitalsctl token issue --servers a,b|'*' [--ttl 24h] [--issuer ISS] [--audience AUD]
+  vitalsctl token issue --servers a,b|'*' [--scope alerts:write] [--ttl 24h] [--issuer ISS] [--audience AUD]
                                              mint a user token (HS256, needs VITALS_JWT_SECRET)
   vitalsctl token verify <token|->           check a token and print its claims ('-' reads stdin)
   vitalsctl help                             this text

@@ -18,6 +18,8 @@ import (
 type Claims struct {
 	// Servers lists the server ids the token may read; "*" means all.
 	Servers []string `json:"servers"`
+	// Scope is space-separated permissions (RFC 8693), e.g. "alerts:write".
+	Scope string `json:"scope,omitempty"`
 	jwt.RegisteredClaims
 }
 
