@@ -38,6 +38,7 @@ const MaxClockSkew = 5 * time.Minute
 type batchJSON struct {
 	ServerID *string       `json:"serverId"`
 	Samples  *[]sampleJSON `json:"samples"`
+	Interval num           `json:"interval"`
 }
 
 type sampleJSON struct {
@@ -120,7 +121,11 @@ func DecodeBatch(body []byte, serverID string, now time.Time) (Batch, error) {
 	if n > MaxSamplesPerBatch {
 		return Batch{}, Errorf(ErrInvalid, "samples: at most %d per batch, got %d", MaxSamplesPerBatch, n)
 	}
-	b := Batch{ServerID: serverID, Samples: make([]Sample, n)}
+	iv, err := interval(w.Interval)
+	if err != nil {
+		return Batch{}, err
+	}
+	b := Batch{ServerID: serverID, Samples: make([]Sample, n), Interval: iv}
 	// Each distinct instance id is a series of its own in the store; bound
 	// how many one request can create as the per-sample limit does.
 	ids := map[string]bool{}
@@ -138,6 +143,21 @@ func DecodeBatch(body []byte, serverID string, now time.Time) (Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// MaxInterval bounds the reporting interval a batch may announce.
+const MaxInterval = 24 * time.Hour
+
+// interval reads the optional "interval" field: whole seconds, 1 s to a day.
+func interval(n num) (time.Duration, error) {
+	if n == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil || v < 1 || time.Duration(v)*time.Second > MaxInterval {
+		return 0, Errorf(ErrInvalid, "interval: must be whole seconds between 1 and %d, got %s", int64(MaxInterval/time.Second), string(n))
+	}
+	return time.Duration(v) * time.Second, nil
 }
 
 // jsonError turns encoding/json's errors into client messages that name the
