@@ -1,8 +1,9 @@
 // Command localdev runs the whole Vitals stack on one machine and one port:
 // Redis (provisioned if needed), the ingest and query handlers, the streamer
-// with its live-view page, and the real reporter for this machine, in one
-// process. It is what `make dev` runs. Subcommands: `token` prints a fresh
-// token for the local secret; `load` runs the streamer load test.
+// with its live-view page, the alert evaluator (every 5 s), and the real
+// reporter for this machine, in one process. It is what `make dev` runs.
+// Subcommands: `token` prints a fresh token for the local secret; `load`
+// runs the streamer load test.
 package main
 
 import (
@@ -25,8 +26,10 @@ import (
 	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/config"
+	"github.com/vitals-dev/vitals/shared/evaluator"
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/notify"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 	"github.com/vitals-dev/vitals/streamer"
 )
@@ -39,6 +42,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// evaluateEvery is the period of the in-process alert evaluator.
+const evaluateEvery = 5 * time.Second
 
 // stateDir holds everything localdev keeps between runs (git-ignored);
 // VITALS_LOCALDEV_DIR moves it.
@@ -112,8 +118,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 
+	// Alerting: the REST routes, and the long-running evaluator in this
+	// process (functions/evaluator's loop mode), every 5 s.
 	alerts := alertstore.New(store.Client(), store.Prefix(), store.Wrap)
-	alertDeps := &httpapi.AlertDeps{Store: alerts}
+	notifier := notify.New(env("VITALS_PUBLIC_URL"), nil)
+	alertDeps := &httpapi.AlertDeps{Store: alerts, Sender: notifier}
+	eval := evaluator.New(store, alerts, notifier, evaluator.Config{}, log.With("component", "evaluator"), nil)
 	stream, err := streamer.New(streamer.Deps{
 		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: log, Now: time.Now,
 	}, streamer.Config{})
@@ -165,6 +175,8 @@ Vitals is up: %[1]s/
 
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- agent.Run(ctx) }()
+	evalDone := make(chan error, 1)
+	go func() { evalDone <- eval.Run(ctx, evaluateEvery) }()
 
 	select {
 	case <-ctx.Done():
@@ -182,6 +194,10 @@ Vitals is up: %[1]s/
 	_ = srv.Shutdown(shutdownCtx)
 	select { // let the reporter flush what it can
 	case <-agentDone:
+	case <-shutdownCtx.Done():
+	}
+	select {
+	case <-evalDone:
 	case <-shutdownCtx.Done():
 	}
 	return nil

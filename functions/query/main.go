@@ -16,6 +16,7 @@ import (
 	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpapi"
+	"github.com/vitals-dev/vitals/shared/notify"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 )
 
@@ -32,7 +33,8 @@ func build(ctx context.Context, cfg config.Config, logger *slog.Logger, open fun
 	if err != nil {
 		return nil, err
 	}
-	alerts := &httpapi.AlertDeps{Store: alertstore.New(store.Client(), store.Prefix(), store.Wrap)}
+	// Test messages link nowhere, so no public URL is needed here.
+	alerts := &httpapi.AlertDeps{Store: alertstore.New(store.Client(), store.Prefix(), store.Wrap), Sender: notify.New("", nil)}
 	return httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: logger, Now: time.Now, Alerts: alerts}), nil
 }
 
