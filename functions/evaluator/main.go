@@ -61,11 +61,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		*every = defaultEvery
 		if v := getenv("VITALS_EVALUATE_EVERY"); v != "" {
 			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Second {
-				return fmt.Errorf("VITALS_EVALUATE_EVERY: want a duration of at least 1s, got %q", v)
+			if err != nil {
+				return fmt.Errorf("VITALS_EVALUATE_EVERY: want a duration such as 5s, got %q", v)
 			}
 			*every = d
 		}
+	}
+	if *every < time.Second {
+		return fmt.Errorf("evaluation period %s: must be at least 1s", *every)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {

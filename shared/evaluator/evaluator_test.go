@@ -14,6 +14,7 @@ import (
 
 	"github.com/vitals-dev/vitals/shared/alert"
 	"github.com/vitals-dev/vitals/shared/evaluator"
+	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/notify"
 )
 
@@ -364,5 +365,45 @@ func TestThreeEvaluatorsNotifyExactlyOnce(t *testing.T) {
 	}
 	if ds, _ := w.alerts.Deliveries(context.Background(), 1000); slices.ContainsFunc(ds, func(d alert.Delivery) bool { return !d.OK }) {
 		t.Error("a delivery failed")
+	}
+}
+
+// TestInstanceRules: an instance rule selects instances by name; a
+// workload that stops reporting while its host goes on fires, and an
+// instance threshold compares the instance's own metric.
+func TestInstanceRules(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rc := newReceiver(t)
+	w.channel("ops", "webhook+"+rc.URL)
+	w.rule(`{"name":"db gone","metric":"nodata","for":"20s","servers":["web-1"],"instances":["db*"],"channels":["ops"],"group":"0s"}`)
+	w.rule(`{"name":"nginx mem","metric":"memoryUsagePercent","op":">","value":80,"for":"0s","servers":["*"],"instances":["nginx"],"channels":["ops"],"group":"0s"}`)
+	e := w.evaluator()
+	report := func(withDB bool) {
+		s := metric.Sample{CollectedAt: w.clk.Now().Truncate(time.Second), RAMTotalBytes: 2, RAMUsedBytes: 1, RAMAvailableBytes: 1, RAMUsagePercent: 50,
+			Instances: []metric.InstanceSample{{Name: "nginx", MemoryUsedBytes: 9, MemoryLimitBytes: 10, MemoryUsagePercent: 90}}}
+		if withDB {
+			s.Instances = append(s.Instances, metric.InstanceSample{Name: "db-main", MemoryUsagePercent: 10})
+		}
+		if _, err := w.metrics.Ingest(context.Background(), "web-1", []metric.Sample{s}); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.metrics.RecordInterval(context.Background(), "web-1", 10*time.Second)
+	}
+	report(true)
+	for i := range 12 {
+		w.clk.Add(5 * time.Second)
+		if i%2 == 1 {
+			report(false) // the host goes on; db-main does not
+		}
+		w.step(e)
+	}
+	var names []string
+	for _, b := range rc.bodies(t) {
+		names = append(names, b.Rule.Name+":"+b.Alerts[0].InstanceName)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"db gone:db-main", "nginx mem:nginx"}) {
+		t.Fatalf("notifications %v", names)
 	}
 }

@@ -191,3 +191,5 @@ func (w *world) state(key string) (alert.Alert, bool) {
 	a, ok := p.States[key]
 	return a, ok
 }
+
+func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
