@@ -73,7 +73,7 @@ bench-streamer: ## streamer fan-out: 10,000 WebSocket + 100 SSE clients (localde
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzDecodeBatch:./shared/metric FuzzVerifyRequest:./shared/auth \
 	FuzzIngestHandler:./shared/httpapi FuzzOpenDamagedSegment:./reporter/spool \
-	FuzzWebSocketCommand:./streamer
+	FuzzWebSocketCommand:./streamer FuzzDecodeAlertBodies:./shared/alert
 
 .PHONY: fuzz
 fuzz: ## fuzz every network- or disk-facing parser for FUZZTIME (30s) each
