@@ -74,7 +74,7 @@ func BenchmarkEvaluatePass(b *testing.B) {
 				s := metric.Sample{CollectedAt: at, CPUUsagePercent: cpu, CPULoad1m: cpu / 10, RAMTotalBytes: 16 << 30, RAMUsedBytes: uint64(cpu / 100 * float64(16<<30)),
 					RAMAvailableBytes: 8 << 30, RAMUsagePercent: cpu * 0.9, DiskTotalBytes: 100 << 30, DiskUsedBytes: 40 << 30, DiskAvailableBytes: 60 << 30,
 					DiskUsagePercent: 40 + float64(i%50), NetworkRxBytes: uint64(i) << 20, NetworkTxBytes: uint64(i) << 19, UptimeSeconds: 86400,
-					CPUs: []metric.CPU{{Name: "cpu0", Model: "Neoverse-N1", Usage: cpu}, {Name: "cpu1", Model: "Neoverse-N1", Usage: cpu}},
+					CPUs:  []metric.CPU{{Name: "cpu0", Model: "Neoverse-N1", Usage: cpu}, {Name: "cpu1", Model: "Neoverse-N1", Usage: cpu}},
 					Disks: []metric.Disk{{Name: "/dev/nvme0n1p1", Mountpoint: "/", Total: 100 << 30, Used: 40 << 30, Free: 60 << 30}}}
 				id := fmt.Sprintf("web-%05d", i)
 				if _, err := ms.Ingest(ctx, id, []metric.Sample{s}); err != nil {
