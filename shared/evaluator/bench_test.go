@@ -55,7 +55,6 @@ func BenchmarkEvaluatePass(b *testing.B) {
 	ctx := context.Background()
 	const servers = 10000
 	now := time.Now().UTC().Truncate(time.Second)
-	rng := rand.New(rand.NewPCG(1, 2))
 	var wg sync.WaitGroup
 	ids := make(chan int)
 	for range 8 {
@@ -63,7 +62,7 @@ func BenchmarkEvaluatePass(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := range ids {
-				cpu := rng.Float64() * 80
+				cpu := rand.Float64() * 80
 				if i%50 == 0 {
 					cpu = 95 // 2 % over the cpu threshold
 				}
