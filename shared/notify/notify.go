@@ -158,10 +158,14 @@ func Sign(secret string, ts int64, body []byte) string {
 }
 
 func (n *Notifier) webhook(ctx context.Context, c alert.Channel, m alert.Message) error {
-	body, err := json.Marshal(n.Body(m))
-	if err != nil {
+	// No HTML escaping: receivers read "op": ">" as written, not "\u003e".
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(n.Body(m)); err != nil {
 		return fmt.Errorf("encode webhook body: %w", err)
 	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.WebhookURL(), bytes.NewReader(body))
 	if err != nil {
 		return errors.New("webhook: bad URL")
