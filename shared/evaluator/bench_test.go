@@ -256,3 +256,100 @@ func pct(xs []float64, p int) float64 {
 	i := (len(s)*p + 99) / 100
 	return s[max(i-1, 0)]
 }
+
+// BenchmarkLambdaScheduleLatency simulates the scheduled Lambda alone on
+// a simulated clock: the real Evaluator.Once runs once a minute (with the
+// handler's 24 s delivery horizon of a 29 s invocation) over 100 hosts
+// reporting every 10 s that stop at random moments, one "*" nodata rule
+// (for: 30s, default 30 s group window), real Redis and a real local
+// webhook. It reports when each host's firing notice arrived, after its
+// deadline (last sample + 10 s + 30 s), in simulated seconds.
+//
+//	go test -run '^$' -bench LambdaScheduleLatency -benchtime 1x ./shared/evaluator
+func BenchmarkLambdaScheduleLatency(b *testing.B) {
+	for b.Loop() {
+		lambdaScheduleLatency(b)
+	}
+}
+
+func lambdaScheduleLatency(b *testing.B) {
+	r := redistest.New(b)
+	clk := &clock{t: time.Now().UTC().Truncate(time.Minute)}
+	start := clk.Now()
+	cfg := redisstore.DefaultConfig()
+	cfg.URL, cfg.Prefix, cfg.Now = r.URL, r.Prefix, clk.Now
+	ms, err := redisstore.Open(context.Background(), cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ms.Close()
+	ctx := context.Background()
+	as := alertstore.New(ms.Client(), ms.Prefix(), ms.Wrap)
+	var mu sync.Mutex
+	arrived := map[string]time.Time{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var body notify.WebhookBody
+		if jsonDecode(req, &body) == nil && body.Status == "firing" {
+			mu.Lock()
+			for _, a := range body.Alerts {
+				if _, ok := arrived[a.ServerID]; !ok {
+					arrived[a.ServerID] = clk.Now()
+				}
+			}
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	c, _ := alert.DecodeChannel([]byte(`{"name":"ops","url":"webhook+`+srv.URL+`"}`), clk.Now())
+	_ = as.CreateChannel(ctx, c)
+	rule, _ := alert.DecodeRule([]byte(`{"name":"down","metric":"nodata","for":"30s","servers":["*"],"channels":["ops"]}`))
+	_, _ = as.CreateRule(ctx, rule)
+	e := evaluator.New(ms, as, notify.New("", clk.Now), evaluator.Config{
+		Wait: func(_ context.Context, t time.Time) error { clk.Set(t); return nil },
+	}, nil, clk.Now)
+
+	const hosts = 100
+	stop := make([]time.Duration, hosts)
+	phase := make([]time.Duration, hosts)
+	last := make([]time.Time, hosts)
+	for i := range hosts {
+		stop[i] = 2*time.Minute + time.Duration(rand.IntN(480))*time.Second
+		phase[i] = time.Duration(rand.IntN(10)) * time.Second
+	}
+	invokeAt := time.Duration(rand.IntN(6)) * 10 * time.Second // the schedule's phase, on the 10 s ticks
+	for T := time.Duration(0); T <= 14*time.Minute; T += 10 * time.Second {
+		clk.Set(start.Add(T))
+		for i := range hosts {
+			at := start.Add(T - phase[i])
+			if T-phase[i] < 0 || T > stop[i] {
+				continue
+			}
+			s := metric.Sample{CollectedAt: at, RAMTotalBytes: 2, RAMUsedBytes: 1, RAMAvailableBytes: 1, RAMUsagePercent: 50}
+			id := fmt.Sprintf("h%03d", i)
+			if _, err := ms.Ingest(ctx, id, []metric.Sample{s}); err != nil {
+				b.Fatal(err)
+			}
+			_ = ms.RecordInterval(ctx, id, 10*time.Second)
+			last[i] = at
+		}
+		if (T-invokeAt)%time.Minute == 0 && T >= invokeAt {
+			if _, err := e.Once(ctx, clk.Now().Add(24*time.Second)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var after []float64
+	for i := range hosts {
+		at, ok := arrived[fmt.Sprintf("h%03d", i)]
+		if !ok {
+			ds, _ := as.Deliveries(ctx, 20)
+			b.Fatalf("h%03d: no firing notice (stop %s, %d arrived, deliveries %+v)", i, stop[i], len(arrived), ds)
+		}
+		after = append(after, at.Sub(last[i].Add(40*time.Second)).Seconds())
+	}
+	b.ReportMetric(pct(after, 50), "p50-s-after-deadline")
+	b.ReportMetric(pct(after, 95), "p95-s-after-deadline")
+	b.ReportMetric(pct(after, 100), "max-s-after-deadline")
+}

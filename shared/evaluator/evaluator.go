@@ -55,6 +55,9 @@ type Config struct {
 	MaxAttempts int
 	// Concurrency bounds parallel deliveries: 16.
 	Concurrency int
+	// Wait sleeps until t or ctx's end; Once uses it between deliveries.
+	// Default: a real timer (tests on a simulated clock advance it).
+	Wait func(ctx context.Context, t time.Time) error
 }
 
 func (c *Config) defaults() {
@@ -72,6 +75,20 @@ func (c *Config) defaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
+	}
+}
+
+// wait is the real Config.Wait for a clock now.
+func wait(now func() time.Time) func(context.Context, time.Time) error {
+	return func(ctx context.Context, t time.Time) error {
+		tm := time.NewTimer(max(t.Sub(now()), 20*time.Millisecond))
+		defer tm.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tm.C:
+			return nil
+		}
 	}
 }
 
@@ -94,6 +111,9 @@ func New(m Metrics, s alert.Store, send Sender, cfg Config, logger *slog.Logger,
 	}
 	if now == nil {
 		now = time.Now
+	}
+	if cfg.Wait == nil {
+		cfg.Wait = wait(now)
 	}
 	return &Evaluator{metrics: m, store: s, sender: send, cfg: cfg, logger: logger, now: now}
 }
@@ -604,12 +624,8 @@ func (e *Evaluator) Once(ctx context.Context, until time.Time) (Stats, error) {
 		if next.IsZero() || next.After(until) {
 			return st, nil
 		}
-		t := time.NewTimer(max(next.Sub(e.now()), 20*time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if e.cfg.Wait(ctx, next) != nil {
 			return st, nil
-		case <-t.C:
 		}
 	}
 }
