@@ -32,6 +32,7 @@ type clock struct {
 }
 
 func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
 // Set moves the clock to t if t is later (it never goes back).
 func (c *clock) Set(t time.Time) {
 	c.mu.Lock()
