@@ -17,10 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nicholas-fedor/shoutrrr"
@@ -54,9 +57,13 @@ func New(publicURL string, now func() time.Time) *Notifier {
 	if now == nil {
 		now = time.Now
 	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: refuseLinkLocal}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = dialer.DialContext
 	return &Notifier{
 		client: &http.Client{
-			Timeout: 30 * time.Second, // the context usually ends first
+			Transport: tr,
+			Timeout:   30 * time.Second, // the context usually ends first
 			// A redirect is a receiver misconfiguration: fail visibly
 			// rather than post the signed body somewhere else.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -64,6 +71,25 @@ func New(publicURL string, now func() time.Time) *Notifier {
 		publicURL: strings.TrimRight(publicURL, "/"),
 		now:       now,
 	}
+}
+
+// refuseLinkLocal keeps webhooks off link-local addresses and AWS's IPv6
+// metadata address: that is where cloud metadata services answer
+// (169.254.169.254, fd00:ec2::254), and whoever may write channels must
+// not be able to make the evaluator post there. Checked on the resolved
+// address, so a DNS name pointing there is refused too. Other private
+// addresses stay allowed: an internal webhook receiver is a normal setup.
+var awsMetadataV6 = netip.MustParseAddr("fd00:ec2::254")
+
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip == awsMetadataV6) {
+		return errors.New("webhook to a link-local address refused")
+	}
+	return nil
 }
 
 // Check says why c cannot be sent to, without echoing its URL: a webhook

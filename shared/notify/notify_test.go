@@ -90,3 +90,12 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestWebhookRefusesLinkLocal(t *testing.T) {
+	n := notify.New("", nil)
+	m := alert.Message{ID: "g", Status: "test"}
+	err := n.Send(context.Background(), channel(t, "webhook+http://169.254.169.254/latest/meta-data/"), m)
+	if err == nil || !strings.Contains(err.Error(), "link-local") {
+		t.Fatalf("metadata address: %v", err)
+	}
+}
