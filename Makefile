@@ -33,6 +33,7 @@ build: ## static binaries for this OS/arch in ./bin, named as the systemd units 
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-ingest ./functions/ingest
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-query ./functions/query
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-evaluator ./functions/evaluator
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitals-streamer ./streamer/cmd/vitals-streamer
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(REPORTER_VERSION)" -o $(BIN)/vitals-reporter ./reporter/cmd/vitals-reporter
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_REL) -o $(BIN)/vitalsctl ./infra/vitalsctl
@@ -73,7 +74,7 @@ bench-streamer: ## streamer fan-out: 10,000 WebSocket + 100 SSE clients (localde
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzDecodeBatch:./shared/metric FuzzVerifyRequest:./shared/auth \
 	FuzzIngestHandler:./shared/httpapi FuzzOpenDamagedSegment:./reporter/spool \
-	FuzzWebSocketCommand:./streamer
+	FuzzWebSocketCommand:./streamer FuzzDecodeAlertBodies:./shared/alert
 
 .PHONY: fuzz
 fuzz: ## fuzz every network- or disk-facing parser for FUZZTIME (30s) each
@@ -91,12 +92,15 @@ fuzz: ## fuzz every network- or disk-facing parser for FUZZTIME (30s) each
 LAMBDA_BUILD = @test -n "$(ARTIFACTS_DIR)" || { echo "$@: ARTIFACTS_DIR is not set (sam build sets it; or run make lambda)" >&2; exit 2; }; \
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w" -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 
-.PHONY: build-IngestFunction build-QueryFunction lambda sam-build sam-local deploy bench-coldstart
+.PHONY: build-IngestFunction build-QueryFunction build-EvaluatorFunction lambda sam-build sam-local deploy bench-coldstart
 build-IngestFunction: ## SAM build hook: functions/ingest → $(ARTIFACTS_DIR)/bootstrap (linux/arm64)
 	$(call LAMBDA_BUILD,ingest)
 
 build-QueryFunction: ## SAM build hook: functions/query → $(ARTIFACTS_DIR)/bootstrap (linux/arm64)
 	$(call LAMBDA_BUILD,query)
+
+build-EvaluatorFunction: ## SAM build hook: functions/evaluator → $(ARTIFACTS_DIR)/bootstrap (linux/arm64)
+	$(call LAMBDA_BUILD,evaluator)
 
 lambda: ## zip every function of template.yaml → dist/<name>.zip (arm64 bootstrap; Go only, no SAM CLI)
 	$(GO) run ./infra/sam/lambdazip -template template.yaml -out dist -make "$(MAKE)"

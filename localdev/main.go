@@ -1,9 +1,10 @@
 // Command localdev runs the whole Vitals stack on one machine and one port:
 // Redis (provisioned if needed), the ingest and query handlers, the streamer
-// with its live-view page, and the real reporter for this machine, in one
-// process. It is what `make dev` runs. Subcommands: `token` prints a fresh
-// token for the local secret; `load` runs the streamer load test; `ingestmem` measures
-// the ingest process's peak memory under heavy batches.
+// with its live-view page, the alert evaluator (every 5 s), and the real
+// reporter for this machine, in one process. It is what `make dev` runs.
+// Subcommands: `token` prints a fresh token for the local secret; `load`
+// runs the streamer load test; `ingestmem` measures the ingest process's
+// peak memory under heavy batches.
 package main
 
 import (
@@ -26,11 +27,14 @@ import (
 	"github.com/vitals-dev/vitals/localdev/ingestmem"
 	"github.com/vitals-dev/vitals/localdev/loadtest"
 	"github.com/vitals-dev/vitals/reporter"
+	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/config"
+	"github.com/vitals-dev/vitals/shared/evaluator"
 	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/httpserve"
 	"github.com/vitals-dev/vitals/shared/metric"
+	"github.com/vitals-dev/vitals/shared/notify"
 	"github.com/vitals-dev/vitals/shared/redisstore"
 	"github.com/vitals-dev/vitals/streamer"
 )
@@ -43,6 +47,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// evaluateEvery is the period of the in-process alert evaluator.
+const evaluateEvery = 5 * time.Second
 
 // stateDir holds everything localdev keeps between runs (git-ignored);
 // VITALS_LOCALDEV_DIR moves it.
@@ -61,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "token":
 			return tokenCmd(args[1:], getenv, stdout, stderr)
 		case "help", "-h", "--help":
-			fmt.Fprintln(stdout, "usage: localdev [token [--servers a,b|'*'] [--ttl 24h] | load [flags] | ingestmem [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
+			fmt.Fprintln(stdout, "usage: localdev [token [--servers a,b|'*'] [--scope alerts:write] [--ttl 24h] | load [flags] | ingestmem [flags]]\n\nWith no command: run the whole stack (see README, \"make dev\").")
 			return nil
 		default:
 			return fmt.Errorf("unknown command %q (try: localdev help)", args[0])
@@ -79,6 +86,7 @@ func tokenCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 	fs.SetOutput(stderr)
 	servers := fs.String("servers", "*", "comma-separated server ids the token may read, or '*' for all")
 	ttl := fs.String("ttl", "24h", "how long the token is valid: 30m, 24h, 7d…")
+	scope := fs.String("scope", auth.ScopeAlertsWrite, "space-separated scopes (alerts:write lets it change alert rules, channels and silences); '' for read-only")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) { // -h: the usage is printed, nothing failed
 			return nil
@@ -113,7 +121,7 @@ func tokenCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	tok, err := auth.IssueToken([]byte(secret), list, d, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
+	tok, err := auth.IssueScopedToken([]byte(secret), list, *scope, d, getenv("VITALS_JWT_ISSUER"), getenv("VITALS_JWT_AUDIENCE"), time.Now())
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
@@ -160,6 +168,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 
+	// Alerting: the REST routes, and the long-running evaluator in this
+	// process (functions/evaluator's loop mode), every 5 s.
+	alerts := alertstore.New(store.Client(), store.Prefix(), store.Wrap)
+	notifier := notify.New(env("VITALS_PUBLIC_URL"), nil)
+	alertDeps := &httpapi.AlertDeps{Store: alerts, Sender: notifier}
+	eval := evaluator.New(store, alerts, notifier, evaluator.Config{}, log.With("component", "evaluator"), nil)
 	stream, err := streamer.New(streamer.Deps{
 		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: log, Now: time.Now,
 	}, streamer.Config{})
@@ -170,7 +184,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// deployed; the streamer's streams bound their own writes.
 	handler := mux(
 		httpserve.BoundWrite(httpapi.NewIngest(httpapi.IngestDeps{Store: store, Keys: store, Logger: log, Now: time.Now})),
-		httpserve.BoundWrite(httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now})),
+		httpserve.BoundWrite(httpapi.NewQuery(httpapi.QueryDeps{Store: store, Verifier: verifier, Logger: log, Now: time.Now, Alerts: alertDeps})),
 		stream.Handler(),
 	)
 
@@ -187,7 +201,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	token, err := auth.IssueToken([]byte(secret), []string{"*"}, 24*time.Hour, env("VITALS_JWT_ISSUER"), env("VITALS_JWT_AUDIENCE"), time.Now())
+	token, err := auth.IssueScopedToken([]byte(secret), []string{"*"}, auth.ScopeAlertsWrite, 24*time.Hour, env("VITALS_JWT_ISSUER"), env("VITALS_JWT_AUDIENCE"), time.Now())
 	if err != nil {
 		return err
 	}
@@ -205,7 +219,7 @@ Vitals is up: %[1]s/
   redis:    %[2]s
   server:   %[3]s (reporting every %[4]s, instance "localdev")
   secret:   %[6]s
-  token:    %[5]s   (servers ["*"], valid 24h)
+  token:    %[5]s   (servers ["*"], scope alerts:write, valid 24h)
   live:     %[1]s/#token=%[5]s
   try:      curl -H "Authorization: Bearer %[5]s" %[1]s/api/servers/%[3]s/metrics/latest
 
@@ -213,6 +227,8 @@ Vitals is up: %[1]s/
 
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- agent.Run(ctx) }()
+	evalDone := make(chan error, 1)
+	go func() { evalDone <- eval.Run(ctx, evaluateEvery) }()
 
 	select {
 	case <-ctx.Done():
@@ -230,6 +246,10 @@ Vitals is up: %[1]s/
 	_ = srv.Shutdown(shutdownCtx)
 	select { // let the reporter flush what it can
 	case <-agentDone:
+	case <-shutdownCtx.Done():
+	}
+	select {
+	case <-evalDone:
 	case <-shutdownCtx.Done():
 	}
 	return nil

@@ -322,7 +322,7 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 		for i, r := range recs {
 			payloads[i] = r.Data
 		}
-		body := a.send.gzip.compress(encodeBatch(a.cfg.ServerID, payloads))
+		body := a.send.gzip.compress(encodeBatch(a.cfg.ServerID, a.cfg.Interval, payloads))
 		res := a.send.post(ctx, body)
 		switch res.outcome {
 		case delivered:

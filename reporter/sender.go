@@ -66,11 +66,16 @@ type attempt struct {
 
 // encodeBatch builds the request body around already-encoded samples:
 // they are spooled as JSON, so no re-encoding happens on the way out.
-func encodeBatch(serverID string, samples [][]byte) []byte {
+// interval (whole seconds, omitted when under 1 s) tells ingest how often
+// this host reports, for the alert evaluator's no-data deadline.
+func encodeBatch(serverID string, interval time.Duration, samples [][]byte) []byte {
 	var b bytes.Buffer
 	id, _ := json.Marshal(serverID)
 	b.WriteString(`{"serverId":`)
 	b.Write(id)
+	if s := int64(interval / time.Second); s >= 1 {
+		b.WriteString(`,"interval":` + strconv.FormatInt(s, 10))
+	}
 	b.WriteString(`,"samples":[`)
 	for i, s := range samples {
 		if i > 0 {

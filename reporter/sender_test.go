@@ -88,12 +88,15 @@ func TestEncodeBatchIsValidIngestBody(t *testing.T) {
 		b, _ := json.Marshal(s)
 		payloads = append(payloads, b)
 	}
-	b, err := metric.DecodeBatch(encodeBatch("web-1", payloads), "web-1", now.Add(time.Minute))
+	b, err := metric.DecodeBatch(encodeBatch("web-1", 10*time.Second, payloads), "web-1", now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(b.Samples) != 3 || !b.Samples[2].CollectedAt.Equal(now.Add(2*time.Second)) {
 		t.Errorf("decoded %+v", b.Samples)
+	}
+	if b.Interval != 10*time.Second {
+		t.Errorf("interval %v, want the reporter's 10s", b.Interval)
 	}
 }
 

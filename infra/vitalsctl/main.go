@@ -80,7 +80,7 @@ Usage:
                                              let a server report a configured (not derived) instance id
   vitalsctl instance unbind <instanceId>     stop that; its history stays until retention expires it
   vitalsctl instance list [--json]           the bindings
-  vitalsctl token issue --servers a,b|'*' [--ttl 24h] [--issuer ISS] [--audience AUD]
+  vitalsctl token issue --servers a,b|'*' [--scope alerts:write] [--ttl 24h] [--issuer ISS] [--audience AUD]
                                              mint a user token (HS256, needs VITALS_JWT_SECRET)
   vitalsctl token verify <token|->           check a token and print its claims ('-' reads stdin)
   vitalsctl help                             this text

@@ -35,12 +35,18 @@ func tokenIssue(_ context.Context, args []string, getenv func(string) string, st
 	issuer := fs.String("issuer", "", "")
 	audience := fs.String("audience", "", "")
 	secretFile := fs.String("secret-file", "", "")
+	scope := fs.String("scope", "", "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usagef("token issue: unexpected argument %q (servers go in --servers)", pos[0])
+	}
+	for _, sc := range strings.Fields(strings.ReplaceAll(*scope, ",", " ")) {
+		if !slices.Contains(auth.Scopes, sc) {
+			return usagef("token issue: --scope: %q is not a scope (known: %s)", sc, strings.Join(auth.Scopes, " "))
+		}
 	}
 	list, err := parseServers(*servers)
 	if err != nil {
@@ -61,7 +67,7 @@ func tokenIssue(_ context.Context, args []string, getenv func(string) string, st
 	iss := st.get("issuer", *issuer, "VITALS_JWT_ISSUER", "")
 	aud := st.get("audience", *audience, "VITALS_JWT_AUDIENCE", "")
 	t := now()
-	tok, err := auth.IssueToken(secret, list, d, iss, aud, t)
+	tok, err := auth.IssueScopedToken(secret, list, strings.Join(strings.Fields(strings.ReplaceAll(*scope, ",", " ")), " "), d, iss, aud, t)
 	if err != nil {
 		return fmt.Errorf("token issue: %w", err)
 	}
@@ -69,6 +75,9 @@ func tokenIssue(_ context.Context, args []string, getenv func(string) string, st
 	// works; the summary is for the human at the terminal.
 	fmt.Fprintln(stdout, tok)
 	fmt.Fprintf(stderr, "Token for servers %s, valid %s (until %s).\n", strings.Join(list, ","), metric.FormatDuration(d), t.Add(d).UTC().Format(time.RFC3339))
+	if *scope != "" {
+		fmt.Fprintf(stderr, "Scope: %s\n", strings.Join(strings.Fields(strings.ReplaceAll(*scope, ",", " ")), " "))
+	}
 	return nil
 }
 

@@ -23,14 +23,17 @@ import (
 type Claims struct {
 	// Servers lists the server ids the token may read; "*" means all.
 	Servers []string `json:"servers"`
+	// Scope is space-separated permissions (RFC 8693), e.g. "alerts:write".
+	Scope string `json:"scope,omitempty"`
 	jwt.RegisteredClaims
 }
 
 // UnmarshalJSON decodes a token's claims set as RFC 7519 reads it, not as
 // encoding/json would: member names are case-sensitive ("EXP" is not
 // "exp"), a name may appear only once, "exp", "nbf" and "iat" must be JSON
-// numbers (a NumericDate, never a string), "iss", "sub" and "jti" strings,
-// "aud" a string or a list of strings and "servers" a list of strings. A
+// numbers (a NumericDate, never a string), "iss", "sub", "jti" and "scope"
+// strings, "aud" a string or a list of strings and "servers" a list of
+// strings. A
 // null member counts as absent; other members are ignored. encoding/json
 // (which golang-jwt uses) matches names case-insensitively and lets the last
 // duplicate win, so a signed token could mean one thing to us and another to
@@ -60,7 +63,7 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	for _, s := range []struct {
 		name string
 		dst  *string
-	}{{"iss", &out.Issuer}, {"sub", &out.Subject}, {"jti", &out.ID}} {
+	}{{"iss", &out.Issuer}, {"sub", &out.Subject}, {"jti", &out.ID}, {"scope", &out.Scope}} {
 		if *s.dst, err = stringClaim(members, s.name); err != nil {
 			return err
 		}

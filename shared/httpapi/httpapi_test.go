@@ -62,6 +62,21 @@ func TestRoutesTable(t *testing.T) {
 		"GET /api/health/ws":                                "streamer",
 		"GET /api/servers/{id}/metrics/stream":              "streamer",
 		"GET /api/instances/{id}/monitoring/metrics/stream": "streamer",
+
+		"GET /api/alerts":                       "query",
+		"GET /api/alerts/rules":                 "query",
+		"POST /api/alerts/rules":                "query",
+		"GET /api/alerts/rules/{id}":            "query",
+		"PUT /api/alerts/rules/{id}":            "query",
+		"DELETE /api/alerts/rules/{id}":         "query",
+		"GET /api/alerts/channels":              "query",
+		"POST /api/alerts/channels":             "query",
+		"DELETE /api/alerts/channels/{name}":    "query",
+		"POST /api/alerts/channels/{name}/test": "query",
+		"GET /api/alerts/silences":              "query",
+		"POST /api/alerts/silences":             "query",
+		"DELETE /api/alerts/silences/{id}":      "query",
+		"GET /api/alerts/deliveries":            "query",
 	}
 	got := map[string]string{}
 	for _, r := range httpapi.Routes() {

@@ -202,7 +202,20 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 	case err != nil:
 		return metric.IngestResult{}, err
 	}
-	return h.store(r.Context(), serverID, batch.Samples)
+	res, err := h.store(r.Context(), serverID, batch.Samples)
+	if ir, ok := h.Store.(intervalRecorder); ok && err == nil && batch.Interval > 0 {
+		// After the samples: a failure is a 503 and the re-sent batch
+		// stores nothing twice.
+		err = ir.RecordInterval(r.Context(), serverID, batch.Interval)
+	}
+	return res, err
+}
+
+// intervalRecorder keeps the reporting interval a host announces, which
+// the alert evaluator's no-data deadline is measured beyond;
+// redisstore.Store implements it.
+type intervalRecorder interface {
+	RecordInterval(ctx context.Context, serverID string, d time.Duration) error
 }
 
 // storeChunkReadings is how many readings (a sample and each of its

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 
@@ -17,6 +18,8 @@ type QueryDeps struct {
 	Logger   *slog.Logger
 	// Now is the end of every history window.
 	Now func() time.Time
+	// Alerts serves /api/alerts…; nil answers them 503 (not configured).
+	Alerts *AlertDeps
 }
 
 type query struct {
@@ -37,14 +40,16 @@ func NewQuery(d QueryDeps) http.Handler {
 		d.Now = time.Now
 	}
 	q := &query{d}
-	return newMux(FunctionQuery, map[string]http.HandlerFunc{
+	handlers := map[string]http.HandlerFunc{
 		"GET /api/servers":                                  q.authed(q.servers),
 		"GET /api/servers/{id}/metrics":                     q.authed(q.serverMetrics),
 		"GET /api/servers/{id}/metrics/latest":              q.authed(q.serverLatest),
 		"GET /api/instances/{id}/monitoring/metrics":        q.authed(q.instanceMetrics),
 		"GET /api/instances/{id}/monitoring/metrics/latest": q.authed(q.instanceLatest),
 		"GET /api/healthz":                                  q.healthz,
-	}, d.Logger)
+	}
+	maps.Copy(handlers, q.alertHandlers())
+	return newMux(FunctionQuery, handlers, d.Logger)
 }
 
 // authed verifies the request's token and passes its claims on; a handler

@@ -36,6 +36,22 @@ var routes = []Route{
 	{FunctionQuery, http.MethodGet, "/api/instances/{id}/monitoring/metrics/latest"},
 	{FunctionQuery, http.MethodGet, "/api/healthz"},
 
+	// Alerting (alerts.go).
+	{FunctionQuery, http.MethodGet, "/api/alerts"},
+	{FunctionQuery, http.MethodGet, "/api/alerts/rules"},
+	{FunctionQuery, http.MethodPost, "/api/alerts/rules"},
+	{FunctionQuery, http.MethodGet, "/api/alerts/rules/{id}"},
+	{FunctionQuery, http.MethodPut, "/api/alerts/rules/{id}"},
+	{FunctionQuery, http.MethodDelete, "/api/alerts/rules/{id}"},
+	{FunctionQuery, http.MethodGet, "/api/alerts/channels"},
+	{FunctionQuery, http.MethodPost, "/api/alerts/channels"},
+	{FunctionQuery, http.MethodDelete, "/api/alerts/channels/{name}"},
+	{FunctionQuery, http.MethodPost, "/api/alerts/channels/{name}/test"},
+	{FunctionQuery, http.MethodGet, "/api/alerts/silences"},
+	{FunctionQuery, http.MethodPost, "/api/alerts/silences"},
+	{FunctionQuery, http.MethodDelete, "/api/alerts/silences/{id}"},
+	{FunctionQuery, http.MethodGet, "/api/alerts/deliveries"},
+
 	{FunctionStreamer, http.MethodGet, "/api/health/ws"},
 	{FunctionStreamer, http.MethodGet, "/api/servers/{id}/metrics/stream"},
 	{FunctionStreamer, http.MethodGet, "/api/instances/{id}/monitoring/metrics/stream"},

@@ -127,7 +127,7 @@ func (*skipped) UnmarshalJSONFrom(dec *jsontext.Decoder) error { return dec.Skip
 // Known member names of each wire struct, for telling a case variant from
 // a genuinely new field.
 var (
-	batchNames    = []string{"serverId", "samples"}
+	batchNames    = []string{"serverId", "samples", "interval"}
 	sampleNames   = jsonNames(reflect.TypeFor[sampleJSON]())
 	instanceNames = jsonNames(reflect.TypeFor[instanceJSON]())
 	cpuNames      = jsonNames(reflect.TypeFor[CPU]())
@@ -296,6 +296,14 @@ func decodeBatch(dec *jsontext.Decoder, serverID string, now time.Time) (Batch, 
 			if _, err := dec.ReadToken(); err != nil { // ']'
 				return Batch{}, jsonError(err, "")
 			}
+		case "interval":
+			var n num
+			if err := json.UnmarshalDecode(dec, &n); err != nil {
+				return Batch{}, jsonError(err, "")
+			}
+			if b.Interval, err = interval(n); err != nil {
+				return Batch{}, err
+			}
 		default:
 			if k, ok := caseVariant(name, batchNames); ok {
 				return Batch{}, Errorf(ErrInvalid, "body: unknown key %s; keys are case-sensitive, did you mean %q?", Bounded(name), k)
@@ -315,6 +323,21 @@ func decodeBatch(dec *jsontext.Decoder, serverID string, now time.Time) (Batch, 
 		return Batch{}, Errorf(ErrInvalid, "samples: must not be empty")
 	}
 	return b, nil
+}
+
+// MaxInterval bounds the reporting interval a batch may announce.
+const MaxInterval = 24 * time.Hour
+
+// interval reads the optional "interval" field: whole seconds, 1 s to a day.
+func interval(n num) (time.Duration, error) {
+	if n == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil || v < 1 || time.Duration(v)*time.Second > MaxInterval {
+		return 0, Errorf(ErrInvalid, "interval: must be whole seconds between 1 and %d, got %s", int64(MaxInterval/time.Second), truncate(string(n)))
+	}
+	return time.Duration(v) * time.Second, nil
 }
 
 // skipRest consumes the rest of a value whose first token was tok.

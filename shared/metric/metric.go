@@ -114,6 +114,10 @@ type Batch struct {
 	// X-Vitals-Server header the request was signed with.
 	ServerID string   `json:"serverId,omitempty"`
 	Samples  []Sample `json:"samples"`
+	// Interval is how often the reporter sends (whole seconds on the
+	// wire, optional): the alert evaluator's no-data deadline is measured
+	// beyond it, so a once-a-minute cron host is not "down" after 30 s.
+	Interval time.Duration `json:"-"`
 }
 
 // ServerMetric is one point of a server's history, exactly the oCore
