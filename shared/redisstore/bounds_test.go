@@ -171,3 +171,22 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetBoundsStallsNotProgress: the request budget is time without an
+// answer. A request whose commands Redis keeps answering goes on past the
+// budget in all (a heavy batch stored chunk by chunk must not fail at the
+// same chunk on every retry); one that waits on a silent Redis does not.
+func TestBudgetBoundsStallsNotProgress(t *testing.T) {
+	srv := redistest.StartServer(t)
+	// read_timeout 200ms: a budget of 400 ms, which the loop below outlasts
+	// three times over while every command is answered at once.
+	s := openLazy(t, srv.URL+"?read_timeout=200ms")
+	ctx := WithBudget(context.Background())
+	start := time.Now()
+	for i := 0; time.Since(start) < 3*s.Budget(); i++ {
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("ping %d, %s into the request: %v", i, time.Since(start), err)
+		}
+		time.Sleep(s.Budget() / 8)
+	}
+}

@@ -9,18 +9,41 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A request budget bounds all the Redis work of one request as a whole: a
-// handler that makes several round trips (a host key lookup, then the
-// ingest pipeline) must still answer, or fail with ErrUnavailable (503 +
-// Retry-After), within the budget when Redis stops answering, not within a
-// budget per round trip.
+// A request budget bounds how long one request may wait on Redis without
+// progress: a handler that makes several round trips (a host key lookup,
+// then the ingest pipeline) must still answer, or fail with ErrUnavailable
+// (503 + Retry-After), within the budget when Redis stops answering, not
+// within a budget per round trip.
 //
 // The clock starts at the request's first Redis command, not when the
 // request arrives, so a large ingest body on a slow uplink is not counted
-// against it (the server's body bound covers that).
+// against it (the server's body bound covers that), and every command that
+// succeeds starts it again: a stall is time without an answer. A heavy
+// batch stored in several chunks therefore goes on while Redis answers
+// each one, instead of failing at the same point on every retry; what a
+// request may cost in all is bounded by its size (ingest's chunks) and by
+// the server's write bound or the Lambda timeout.
 type requestBudget struct {
-	once     sync.Once
+	mu       sync.Mutex
 	deadline time.Time
+}
+
+// start returns the deadline of the next command: the running one, or d
+// from now if none runs yet.
+func (b *requestBudget) start(d time.Duration) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deadline.IsZero() {
+		b.deadline = time.Now().Add(d)
+	}
+	return b.deadline
+}
+
+// progress starts the clock again after a command Redis answered.
+func (b *requestBudget) progress(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deadline = time.Now().Add(d)
 }
 
 type budgetKey struct{}
@@ -44,7 +67,7 @@ func (s *Store) Bound(h http.Handler) http.Handler {
 	})
 }
 
-// Budget is how long one request may spend on Redis: DefaultRequestBudget,
+// Budget is how long one request may wait on Redis without an answer: DefaultRequestBudget,
 // or twice the read timeout the URL sets; 0 means unbounded (a URL with
 // read_timeout=-1).
 func (s *Store) Budget() time.Duration { return s.budget }
@@ -60,8 +83,17 @@ func (s *Store) limit(ctx context.Context) (context.Context, context.CancelFunc)
 	if !ok {
 		return context.WithTimeout(ctx, s.budget)
 	}
-	b.once.Do(func() { b.deadline = time.Now().Add(s.budget) })
-	return context.WithDeadline(ctx, b.deadline)
+	return context.WithDeadline(ctx, b.start(s.budget))
+}
+
+// answered records that Redis answered a command issued with ctx, which
+// starts its request's budget again (see requestBudget). An error reply
+// (a Lua error, redis.Nil) is an answer too; a timeout or a broken
+// connection is not.
+func (s *Store) answered(ctx context.Context, err error) {
+	if b, ok := ctx.Value(budgetKey{}).(*requestBudget); ok && s.budget > 0 && (err == nil || isRedisError(err)) {
+		b.progress(s.budget)
+	}
 }
 
 // budgetHook applies Store.limit to every command and pipeline (retries
@@ -73,17 +105,21 @@ func (h budgetHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h budgetHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		ctx, cancel := h.s.limit(ctx)
+		lctx, cancel := h.s.limit(ctx)
 		defer cancel()
-		return next(ctx, cmd)
+		err := next(lctx, cmd)
+		h.s.answered(ctx, err)
+		return err
 	}
 }
 
 func (h budgetHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		ctx, cancel := h.s.limit(ctx)
+		lctx, cancel := h.s.limit(ctx)
 		defer cancel()
-		return next(ctx, cmds)
+		err := next(lctx, cmds)
+		h.s.answered(ctx, err)
+		return err
 	}
 }
 
