@@ -48,7 +48,7 @@ func Run(ctx context.Context, name, defaultAddr string, getenv func(string) stri
 	var store *redisstore.Store
 	defer func() {
 		if store != nil {
-			store.Close()
+			_ = store.Close() // shutting down; the Redis pool holds no unsaved data
 		}
 	}()
 	open := func() (*redisstore.Store, error) {
