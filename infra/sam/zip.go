@@ -21,7 +21,7 @@ func ZipBootstrap(dst, src string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer in.Close() //nolint:errcheck // read-only input; a close error loses nothing
 	out, err := os.Create(dst)
 	if err != nil {
 		return err
