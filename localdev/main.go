@@ -178,7 +178,7 @@ Vitals is up: %[1]s/
 	_ = stream.Shutdown(shutdownCtx)
 	_ = srv.Shutdown(shutdownCtx)
 	select { // let the reporter flush what it can
-	case <-agentDone:
+	case <-agentDone: //nolint:errcheck // the agent's exit error was already logged by the agent; here we only wait for its flush
 	case <-shutdownCtx.Done():
 	}
 	return nil
