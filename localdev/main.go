@@ -105,7 +105,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("open redis at %s: %w", redis.URL, err)
 	}
-	defer store.Close()
+	defer store.Close() //nolint:errcheck // shutting down; the Redis pool holds no unsaved data
 	verifier, err := cfg.Verifier(ctx)
 	if err != nil {
 		return err

@@ -480,7 +480,7 @@ func sseClientRun(ctx context.Context, id int, c *http.Client, base, tok, server
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read-only SSE body; a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("sse: status %d", resp.StatusCode)
 	}
