@@ -162,7 +162,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("open redis at %s: %w", redisstore.RedactURL(redis.URL), err)
 	}
-	defer store.Close()
+	defer store.Close() //nolint:errcheck // shutting down; the Redis pool holds no unsaved data
 	verifier, err := cfg.Verifier(ctx)
 	if err != nil {
 		return err
@@ -245,7 +245,7 @@ Vitals is up: %[1]s/
 	_ = stream.Shutdown(shutdownCtx)
 	_ = srv.Shutdown(shutdownCtx)
 	select { // let the reporter flush what it can
-	case <-agentDone:
+	case <-agentDone: //nolint:errcheck // the agent's exit error was already logged by the agent; here we only wait for its flush
 	case <-shutdownCtx.Done():
 	}
 	select {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -210,7 +211,7 @@ func TestProvisionRedisKeepsHistory(t *testing.T) {
 		opt, _ := goredis.ParseURL(r.URL)
 		c := goredis.NewClient(opt)
 		got, err := c.Get(ctx, "k").Result()
-		if err != nil && err != goredis.Nil {
+		if err != nil && !errors.Is(err, goredis.Nil) {
 			t.Fatal(err)
 		}
 		if got != want {

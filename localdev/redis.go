@@ -144,11 +144,11 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 }
 
 func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond) //nolint:noctx // bounded by its timeout; a start-up probe
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // probe connection; nothing written that matters
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
@@ -169,6 +169,6 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer l.Close() //nolint:errcheck // only asked for a free port
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -105,8 +105,8 @@ func (g *gzipper) compress(p []byte) []byte {
 	} else {
 		g.zw.Reset(&b)
 	}
-	g.zw.Write(p) // writes to a bytes.Buffer cannot fail
-	g.zw.Close()
+	_, _ = g.zw.Write(p) // writes to a bytes.Buffer cannot fail
+	_ = g.zw.Close()     // likewise: it only flushes into the buffer
 	return b.Bytes()
 }
 
@@ -137,12 +137,12 @@ func (s *sender) post(ctx context.Context, body []byte) attempt {
 	if err != nil {
 		return attempt{outcome: retryable, err: fmt.Errorf("post %s: %w", s.url, unwrapURLError(err))}
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read-only body, already drained; nothing to lose
 	// Read (a bounded amount of) the body so the connection is reused.
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	a := attempt{status: resp.StatusCode, outcome: classify(resp.StatusCode)}
 	if a.outcome == delivered {
-		json.Unmarshal(msg, &a.result) // counts are informational
+		_ = json.Unmarshal(msg, &a.result) // counts are informational
 		return a
 	}
 	a.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())

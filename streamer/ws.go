@@ -595,7 +595,7 @@ func (c *wsClient) writeFailed(err error) {
 // Jitter spreads the pings of sockets opened together. c.mu must be held.
 func (c *wsClient) schedulePing() {
 	d := c.s.cfg.PingInterval
-	d += time.Duration(rand.Int64N(int64(d)/5 + 1))
+	d += time.Duration(rand.Int64N(int64(d)/5 + 1)) //nolint:gosec // jitter, not a secret
 	if c.pingTimer == nil {
 		c.pingTimer = time.AfterFunc(d, c.keepalive)
 		return

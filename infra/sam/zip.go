@@ -21,7 +21,7 @@ func ZipBootstrap(dst, src string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer in.Close() //nolint:errcheck // read-only input; a close error loses nothing
 	out, err := os.Create(dst)
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func CheckLinuxARM64(path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: not an ELF binary: %w", path, err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only ELF check
 	if f.Machine != elf.EM_AARCH64 || f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return fmt.Errorf("%s: %s %s %s, want a linux/arm64 executable", path, f.Machine, f.OSABI, f.Type)
 	}

@@ -110,10 +110,16 @@ func hostAdd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	// stdout gets exactly the environment a reporter needs, so it can be
 	// redirected into an env file; the explanation goes to stderr.
-	fmt.Fprintf(stdout, "VITALS_SERVER_ID=%s\nVITALS_HOST_KEY=%s\n", id, key)
+	// The key is shown only once: a failed write (a redirect onto a full disk)
+	// must not exit 0 with the key lost.
+	if _, err := fmt.Fprintf(stdout, "VITALS_SERVER_ID=%s\nVITALS_HOST_KEY=%s\n", id, key); err != nil {
+		return fmt.Errorf("host add %s: write the key (the host is enrolled with it; run host add %s --rotate for a new one): %w", id, id, err)
+	}
 	lines := "two"
 	if ingestURL != "" {
-		fmt.Fprintf(stdout, "VITALS_INGEST_URL=%s\n", ingestURL)
+		if _, err := fmt.Fprintf(stdout, "VITALS_INGEST_URL=%s\n", ingestURL); err != nil {
+			return fmt.Errorf("host add %s: write the ingest URL: %w", id, err)
+		}
 		lines = "three"
 	}
 	if *rotate {

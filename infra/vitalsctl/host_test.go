@@ -284,3 +284,25 @@ func TestHostErrors(t *testing.T) {
 		}
 	}
 }
+
+// failWriter is a stdout that cannot be written, like a redirect onto a full
+// disk.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// The key is shown only once: if it cannot be written, host add and token
+// issue must fail rather than exit 0 with the key lost.
+func TestOutputWriteErrorFails(t *testing.T) {
+	t.Parallel()
+	env := redisEnv(t)
+	getenv := func(k string) string { return env[k] }
+	var stderr strings.Builder
+	if err := run(t.Context(), []string{"host", "add", "web-9"}, getenv, failWriter{}, &stderr); err == nil {
+		t.Errorf("host add with an unwritable stdout: nil error; stderr %q", stderr.String())
+	}
+	env["VITALS_JWT_SECRET"] = testSecret
+	if err := run(t.Context(), []string{"token", "issue", "--servers", "web-9"}, getenv, failWriter{}, &stderr); err == nil {
+		t.Errorf("token issue with an unwritable stdout: nil error; stderr %q", stderr.String())
+	}
+}

@@ -73,7 +73,9 @@ func tokenIssue(_ context.Context, args []string, getenv func(string) string, st
 	}
 	// The token alone goes to stdout so `TOKEN=$(vitalsctl token issue …)`
 	// works; the summary is for the human at the terminal.
-	fmt.Fprintln(stdout, tok)
+	if _, err := fmt.Fprintln(stdout, tok); err != nil {
+		return fmt.Errorf("token issue: write the token: %w", err)
+	}
 	fmt.Fprintf(stderr, "Token for servers %s, valid %s (until %s).\n", strings.Join(list, ","), metric.FormatDuration(d), t.Add(d).UTC().Format(time.RFC3339))
 	if *scope != "" {
 		fmt.Fprintf(stderr, "Scope: %s\n", strings.Join(strings.Fields(strings.ReplaceAll(*scope, ",", " ")), " "))

@@ -100,9 +100,9 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func run(ctx context.Context, o options, args []string, stdout io.Writer) error {
-	need := uint64(o.ws+o.sse) + 256 // the driver holds the client ends
+	need := uint64(o.ws+o.sse) + 256 //nolint:gosec // counts from flags, never negative; +256: the driver holds the client ends
 	if o.inprocess {
-		need += uint64(o.ws + o.sse)
+		need += uint64(o.ws + o.sse) //nolint:gosec // client counts from flags, never negative
 	}
 	if lim, err := raiseFDLimit(); err == nil && lim < need {
 		fmt.Fprintf(stdout, "warning: open-file limit %d may be too low for %d connections (raise the hard limit: ulimit -Hn)\n", lim, o.ws+o.sse)
@@ -121,7 +121,7 @@ func run(ctx context.Context, o options, args []string, stdout io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("open redis: %w", err)
 	}
-	defer store.Close()
+	defer store.Close() //nolint:errcheck // load tool shutting down; nothing unsaved
 
 	// Every server needs a latest sample: subscribing checks it exists.
 	servers := make([]string, o.servers)
@@ -418,12 +418,12 @@ func wsClient(ctx context.Context, id int, url, tok, server string, st *stats, s
 	}
 	defer release()
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled}) //nolint:bodyclose // websocket.Dial's response body is already closed (or nil) when it returns
 	cancel()
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
-	defer conn.CloseNow()
+	defer conn.CloseNow() //nolint:errcheck // tearing the client down; the error says nothing
 	ask := func(cmd string) error {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -481,7 +481,7 @@ func sseClientRun(ctx context.Context, id int, c *http.Client, base, tok, server
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read-only SSE body; a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("sse: status %d", resp.StatusCode)
 	}
@@ -648,7 +648,7 @@ func runChild(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer store.Close() //nolint:errcheck // load tool shutting down; nothing unsaved
 	base, stop, err := startInProcess(ctx, store, secret, o.addr)
 	if err != nil {
 		return err
@@ -774,7 +774,7 @@ func startRedis(ctx context.Context) (*redisProc, error) {
 	r := &redisProc{url: "redis://127.0.0.1:" + port, cmd: cmd, dir: dir}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 200*time.Millisecond)
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 200*time.Millisecond) //nolint:noctx // bounded by its timeout; a start-up probe
 		if err == nil {
 			_ = c.Close()
 			return r, nil

@@ -153,17 +153,6 @@ func (fs cgroupFS) read(path string) (cgroupReading, error) {
 	return r, nil
 }
 
-// cgroupOfPID reads /proc/<pid>/cgroup and returns the v2 path ("0::/x") or,
-// failing that, the memory controller's v1 path. Used to find a container's
-// group from its main process.
-func cgroupOfPID(proc string, pid int) (string, error) {
-	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		return "", err
-	}
-	return parseProcCgroup(string(b))
-}
-
 func parseProcCgroup(s string) (string, error) {
 	var v1mem string
 	for line := range strings.Lines(s) {
@@ -225,7 +214,7 @@ func readKeyValues(path string) (map[string]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only /proc or /sys file
 	kv := map[string]uint64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

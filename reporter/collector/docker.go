@@ -148,7 +148,7 @@ func (d *dockerClient) get(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("docker api %s: %w", path, err)
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read-only response body; a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("docker api %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))

@@ -88,7 +88,7 @@ func (c InstanceConfig) Validate() error {
 	}
 	if c.Cmdline != "" {
 		if _, err := regexp.Compile(c.Cmdline); err != nil {
-			return fmt.Errorf("instance %q: cmdline is not a valid regular expression: %v", c.Name, err)
+			return fmt.Errorf("instance %q: cmdline is not a valid regular expression: %w", c.Name, err)
 		}
 	}
 	return nil

@@ -301,10 +301,10 @@ func TestConcurrentAppendAndDrain(t *testing.T) {
 func TestClosed(t *testing.T) {
 	s := open(t, t.TempDir(), spool.Options{})
 	s.Close()
-	if err := s.Append(t0, []byte("x")); err != spool.ErrClosed {
+	if err := s.Append(t0, []byte("x")); !errors.Is(err, spool.ErrClosed) {
 		t.Errorf("append after close: %v", err)
 	}
-	if _, err := s.Peek(1, 0); err != spool.ErrClosed {
+	if _, err := s.Peek(1, 0); !errors.Is(err, spool.ErrClosed) {
 		t.Errorf("peek after close: %v", err)
 	}
 }

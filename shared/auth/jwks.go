@@ -224,7 +224,7 @@ func (j *JWKS) fetch(ctx context.Context) (map[string]jwk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwks: fetch %s: %w", j.url, err)
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read-only response body; a close error loses nothing
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("jwks: fetch %s: status %s", j.url, resp.Status)
 	}

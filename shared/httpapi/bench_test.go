@@ -192,7 +192,7 @@ func benchIngestConcurrent(b *testing.B, mode string, clients, size int) {
 				advance(t)
 				if mode == "store" {
 					if res, err := store.Ingest(context.Background(), server, batch); err != nil || res.Accepted != size {
-						errs.Store(fmt.Errorf("%+v %v", res, err))
+						errs.Store(fmt.Errorf("%+v %w", res, err))
 						return
 					}
 					continue

@@ -194,7 +194,7 @@ func TestErrorKinds(t *testing.T) {
 	}
 	wrapped := errors.Join(errors.New("context"), err)
 	var me *metric.Error
-	if !errors.As(wrapped, &me) || me.Kind != metric.ErrNotFound {
+	if !errors.As(wrapped, &me) || !errors.Is(me.Kind, metric.ErrNotFound) {
 		t.Error("*metric.Error not found through wrapping")
 	}
 }

@@ -502,7 +502,7 @@ func (s *Store) Ingest(ctx context.Context, serverID string, samples []metric.Sa
 	}
 	counts, err := calls[0].Int64Slice()
 	if err != nil || len(counts) < 2 {
-		return res, fmt.Errorf("ingest %s: unexpected script reply: %v", serverID, err)
+		return res, fmt.Errorf("ingest %s: unexpected script reply: %v", serverID, err) //nolint:errorlint // err may be nil (a reply of the wrong length); the text is for the log, no caller matches it
 	}
 	res.Accepted, res.Duplicates = int(counts[0]), int(counts[1])
 	// An instance's script refuses what another server took by derivation

@@ -28,9 +28,8 @@ import (
 
 var (
 	mu     sync.Mutex
-	shared *Server // started by Main for the whole package
-	url    string  // VITALS_TEST_REDIS_URL, or shared's URL
-	reason string  // why there is no Redis, when there is none
+	url    string // VITALS_TEST_REDIS_URL, or shared's URL
+	reason string // why there is no Redis, when there is none
 )
 
 // Main starts the package's Redis (unless VITALS_TEST_REDIS_URL names one),
@@ -44,7 +43,7 @@ func Main(m *testing.M) int {
 	if err != nil {
 		reason = err.Error()
 	} else {
-		shared, url = s, s.URL
+		url = s.URL
 		defer s.Stop()
 	}
 	return m.Run()
@@ -186,11 +185,11 @@ func start(port string) (*Server, error) {
 // pingRaw speaks just enough RESP to know the server is up, so this package
 // needs no Redis client of its own.
 func pingRaw(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond) //nolint:noctx // bounded by its timeout; a start-up probe has no request context
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // probe connection; nothing written that matters
 	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
@@ -210,7 +209,7 @@ func freePort() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer l.Close() //nolint:errcheck // only asked for a free port
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
 }
 

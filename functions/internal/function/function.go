@@ -66,7 +66,7 @@ func Setup(ctx context.Context, name string, getenv func(string) string, stderr 
 	var store *redisstore.Store
 	closeFn = func() {
 		if store != nil {
-			_ = store.Close()
+			_ = store.Close() // shutting down; the Redis pool holds no unsaved data
 		}
 	}
 	open := func() (*redisstore.Store, error) {

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer cleanup(c.redisURL, prefix)
-	defer store.Close()
+	defer store.Close() //nolint:errcheck // benchmark tool shutting down; nothing unsaved
 	const serverID = "coldstart-1"
 	hostKey, err := store.AddHost(ctx, serverID)
 	if err != nil {
@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) //nolint:errcheck // best-effort cleanup of a temp dir
 	fmt.Fprintf(stderr, "building %d functions for %s/%s and linux/arm64…\n", len(tpl.Functions), runtime.GOOS, runtime.GOARCH)
 
 	type row struct {
@@ -232,7 +232,7 @@ func startRedis(ctx context.Context) (string, func(), error) {
 	url := "redis://127.0.0.1:" + strconv.Itoa(port)
 	opts, _ := redis.ParseURL(url)
 	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	defer rdb.Close() //nolint:errcheck // benchmark tool's Redis client; nothing unsaved
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if err := rdb.Ping(ctx).Err(); err == nil {
 			return url, stop, nil
@@ -252,7 +252,7 @@ func cleanup(url, prefix string) {
 		return
 	}
 	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	defer rdb.Close() //nolint:errcheck // benchmark tool's Redis client; nothing unsaved
 	ctx := context.Background()
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {

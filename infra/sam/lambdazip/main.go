@@ -42,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, f := range tpl.Functions {
 		artifacts := filepath.Join(outAbs, "lambda", f.Name)
-		if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		if err := os.MkdirAll(artifacts, 0o750); err != nil {
 			return err
 		}
 		cmd := exec.Command(*makeCmd, "--no-print-directory", "-C", filepath.Dir(*tplPath), "build-"+f.LogicalID, "ARTIFACTS_DIR="+artifacts)

@@ -36,7 +36,7 @@ func RunBootstrap(ctx context.Context, path string, env []string, event []byte, 
 	if err != nil {
 		return Run{}, err
 	}
-	defer api.Close()
+	defer api.Close() //nolint:errcheck // test tool's fake Runtime API; a close error changes no result
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -79,7 +79,7 @@ func RunBootstrap(ctx context.Context, path string, env []string, event []byte, 
 	if invErr != nil {
 		select {
 		case <-exitSeen:
-			return run, fmt.Errorf("%s exited before answering (%v): %s", path, exitErr, strings.TrimSpace(run.Stderr))
+			return run, fmt.Errorf("%s exited before answering (%w): %s", path, exitErr, strings.TrimSpace(run.Stderr))
 		default:
 		}
 		if errors.Is(invErr, context.DeadlineExceeded) {

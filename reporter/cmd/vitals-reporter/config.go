@@ -291,9 +291,9 @@ func readConfigFile(path string) (fileConfig, error) {
 	if err := dec.Decode(&fc); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return fileConfig{}, fmt.Errorf("config file %s: malformed JSON at byte %d: %v", path, se.Offset, se)
+			return fileConfig{}, fmt.Errorf("config file %s: malformed JSON at byte %d: %w", path, se.Offset, se)
 		}
-		return fileConfig{}, fmt.Errorf("config file %s: %v", path, err)
+		return fileConfig{}, fmt.Errorf("config file %s: %w", path, err)
 	}
 	return fc, nil
 }
@@ -306,7 +306,7 @@ func readKeyFile(path string, stderr io.Writer) (key []byte, serverID string, er
 	if err != nil {
 		return nil, "", fmt.Errorf("host key file: %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only key file; a close error loses nothing
 	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(stderr, "warning: host key file %s is readable by other users (mode %o); chmod 600 it\n", path, st.Mode().Perm())
 	}

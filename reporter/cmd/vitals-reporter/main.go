@@ -135,7 +135,7 @@ func (l logSettings) validate() error {
 
 func (l logSettings) logger(w io.Writer) *slog.Logger {
 	var lv slog.Level
-	lv.UnmarshalText([]byte(l.level))
+	_ = lv.UnmarshalText([]byte(l.level)) // validated by logSettings.validate when the config was read
 	opts := &slog.HandlerOptions{Level: lv}
 	if l.format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer store.Close()
+	defer store.Close() //nolint:errcheck // shutting down; the Redis pool holds no unsaved data
 
 	scfg := streamer.Config{APIBase: *apiBase}
 	for o := range strings.SplitSeq(*origins, ",") {
