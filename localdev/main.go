@@ -249,7 +249,7 @@ Vitals is up: %[1]s/
 	case <-shutdownCtx.Done():
 	}
 	select {
-	case <-evalDone:
+	case <-evalDone: //nolint:errcheck // the evaluator logs its own exit; here we only wait for it
 	case <-shutdownCtx.Done():
 	}
 	return nil

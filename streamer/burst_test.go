@@ -141,7 +141,7 @@ func liveBurst(tb testing.TB, e *env, nWS, nSSE, burst, drains, drainSize int) b
 			}
 			var p push
 			if err := json.Unmarshal(b, &p); err != nil || p.Type != "server" {
-				return nil, fmt.Errorf("want a push, got %.80q (%v)", b, err)
+				return nil, fmt.Errorf("want a push, got %.80q (%w)", b, err)
 			}
 			return p.Metric, nil
 		}, func() { _ = c.conn.CloseNow() })

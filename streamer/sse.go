@@ -152,7 +152,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		n := 0
 		for _, p := range b {
-			if _, err := w.Write(p); err != nil {
+			if _, err := w.Write(p); err != nil { //nolint:gosec // G705: text/event-stream of JSON the store encoded, never HTML
 				slow = isTimeout(err)
 				return false
 			}

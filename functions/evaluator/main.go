@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }() // shutting down; the Redis pool holds no unsaved data
 	ev := evaluator.New(store, alertstore.New(store.Client(), store.Prefix(), store.Wrap),
 		notify.New(getenv("VITALS_PUBLIC_URL"), nil), evaluator.Config{}, logger, nil)
 

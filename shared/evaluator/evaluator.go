@@ -546,7 +546,7 @@ func (e *Evaluator) finish(ctx context.Context, m alert.Message, d alert.Deliver
 func Backoff(n int) time.Duration {
 	d := 10 * time.Second << min(max(n-1, 0), 6)
 	d = min(d, 10*time.Minute)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64())) //nolint:gosec // jitter, not a secret
 }
 
 // Run evaluates every `every` and delivers as messages come due, until

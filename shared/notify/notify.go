@@ -210,7 +210,7 @@ func (n *Notifier) webhook(ctx context.Context, c alert.Channel, m alert.Message
 		}
 		return fmt.Errorf("webhook: %w", err)
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // drained below; a close error changes no delivery result
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("webhook answered %d", resp.StatusCode)

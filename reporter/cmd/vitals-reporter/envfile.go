@@ -31,7 +31,7 @@ func readEnvFile(path string, stderr io.Writer) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("env file: %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only; a close error loses nothing
 	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(stderr, "warning: env file %s is readable by other users (mode %o); chmod 600 it\n", path, st.Mode().Perm())
 	}

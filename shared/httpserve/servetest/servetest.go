@@ -6,6 +6,7 @@
 package servetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,11 +55,12 @@ func AssertClosesSilent(t *testing.T, addr, method, path string) {
 // closedWithin sends send on a new connection and reads until the server
 // closes it (EOF or reset), or the limit passes.
 func closedWithin(addr, send string, limit time.Duration) error {
-	c, err := net.Dial("tcp", addr)
+	var d net.Dialer
+	c, err := d.DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // the test is done with the connection
 	if send != "" {
 		if _, err := io.WriteString(c, send); err != nil {
 			return err
