@@ -190,3 +190,46 @@ func TestBudgetBoundsStallsNotProgress(t *testing.T) {
 		time.Sleep(s.Budget() / 8)
 	}
 }
+
+// TestBudgetCountsRedisNotTheHandler: the handler's own work between round
+// trips is not Redis's silence, while all of a request's Redis work still
+// ends within four budgets, and before the request's own deadline with
+// time left to answer.
+func TestBudgetCountsRedisNotTheHandler(t *testing.T) {
+	srv := redistest.StartServer(t)
+	s := openLazy(t, srv.URL+"?read_timeout=200ms") // budget 400 ms
+	ctx := WithBudget(context.Background())
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(s.Budget() * 3 / 2) // decoding a large batch, say
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("a command after the handler's own work: %v", err)
+	}
+
+	// Redis keeps answering, and the request keeps asking: cut off.
+	ctx = WithBudget(context.Background())
+	start := time.Now()
+	var err error
+	for err == nil && time.Since(start) < 10*s.Budget() {
+		err = s.Ping(ctx)
+		time.Sleep(s.Budget() / 8)
+	}
+	if !errors.Is(err, metric.ErrUnavailable) {
+		t.Fatalf("a request that never stops asking: %v, want ErrUnavailable", err)
+	}
+
+	// Under a request deadline (Lambda's), the work ends requestMargin
+	// before it.
+	outer, cancel := context.WithTimeout(context.Background(), requestMargin+s.Budget())
+	defer cancel()
+	ctx = WithBudget(outer)
+	err = nil
+	for err == nil && outer.Err() == nil {
+		err = s.Ping(ctx)
+		time.Sleep(s.Budget() / 8)
+	}
+	if !errors.Is(err, metric.ErrUnavailable) || outer.Err() != nil {
+		t.Fatalf("under a deadline: %v (request context: %v), want ErrUnavailable before the deadline", err, outer.Err())
+	}
+}

@@ -10,40 +10,72 @@ import (
 )
 
 // A request budget bounds how long one request may wait on Redis without
-// progress: a handler that makes several round trips (a host key lookup,
+// an answer: a handler that makes several round trips (a host key lookup,
 // then the ingest pipeline) must still answer, or fail with ErrUnavailable
 // (503 + Retry-After), within the budget when Redis stops answering, not
 // within a budget per round trip.
 //
-// The clock starts at the request's first Redis command, not when the
-// request arrives, so a large ingest body on a slow uplink is not counted
-// against it (the server's body bound covers that), and every command that
-// succeeds starts it again: a stall is time without an answer. A heavy
-// batch stored in several chunks therefore goes on while Redis answers
-// each one, instead of failing at the same point on every retry; what a
-// request may cost in all is bounded by its size (ingest's chunks) and by
-// the server's write bound or the Lambda timeout.
+// A command that starts while none is outstanding gets the whole budget,
+// so time the handler spends on its own work between round trips
+// (decoding a large batch, waiting for memory) is not counted as Redis's
+// silence; one that starts beside an outstanding command shares its
+// deadline, and an answer moves that deadline on. Once a command goes
+// unanswered the budget is spent: every later command of the request fails
+// at once instead of waiting again. A heavy batch stored in several chunks
+// therefore goes on while Redis answers each one.
+//
+// A slow Redis that keeps answering is bounded too: all of a request's
+// Redis work ends by maxRequestBudgets budgets after its first command,
+// and at least requestMargin before the request's own deadline (the Lambda
+// invocation's), so the handler still has time to answer 503 instead of
+// being killed by the runtime.
 type requestBudget struct {
-	mu       sync.Mutex
-	deadline time.Time
+	mu          sync.Mutex
+	deadline    time.Time // of the outstanding commands
+	hard        time.Time // of the whole request; zero until its first command
+	outstanding int
+	spent       bool
 }
 
-// start returns the deadline of the next command: the running one, or d
-// from now if none runs yet.
-func (b *requestBudget) start(d time.Duration) time.Time {
+const (
+	maxRequestBudgets = 4
+	requestMargin     = time.Second
+)
+
+// start returns the deadline of a command that starts now; outer is the
+// request context's own deadline, if any.
+func (b *requestBudget) start(d time.Duration, outer time.Time, hasOuter bool) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.deadline.IsZero() {
-		b.deadline = time.Now().Add(d)
+	now := time.Now()
+	if b.hard.IsZero() {
+		b.hard = now.Add(maxRequestBudgets * d)
+		if hasOuter && outer.Add(-requestMargin).Before(b.hard) {
+			b.hard = outer.Add(-requestMargin)
+		}
+	}
+	if !b.spent && b.outstanding == 0 {
+		b.deadline = now.Add(d)
+	}
+	b.outstanding++
+	if b.hard.Before(b.deadline) {
+		return b.hard
 	}
 	return b.deadline
 }
 
-// progress starts the clock again after a command Redis answered.
-func (b *requestBudget) progress(d time.Duration) {
+// done ends a command: an answer moves the deadline of the others on; no
+// answer spends the budget.
+func (b *requestBudget) done(d time.Duration, answered bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.deadline = time.Now().Add(d)
+	b.outstanding--
+	switch {
+	case !answered:
+		b.spent = true
+	case !b.spent:
+		b.deadline = time.Now().Add(d)
+	}
 }
 
 type budgetKey struct{}
@@ -67,9 +99,10 @@ func (s *Store) Bound(h http.Handler) http.Handler {
 	})
 }
 
-// Budget is how long one request may wait on Redis without an answer: DefaultRequestBudget,
-// or twice the read timeout the URL sets; 0 means unbounded (a URL with
-// read_timeout=-1).
+// Budget is how long one request may wait on Redis without an answer:
+// DefaultRequestBudget, or twice the read timeout the URL sets; 0 means
+// unbounded (a URL with read_timeout=-1). All of a request's Redis work
+// ends within four budgets.
 func (s *Store) Budget() time.Duration { return s.budget }
 
 // limit derives the context one command or pipeline runs with: the
@@ -83,16 +116,16 @@ func (s *Store) limit(ctx context.Context) (context.Context, context.CancelFunc)
 	if !ok {
 		return context.WithTimeout(ctx, s.budget)
 	}
-	return context.WithDeadline(ctx, b.start(s.budget))
+	outer, hasOuter := ctx.Deadline()
+	return context.WithDeadline(ctx, b.start(s.budget, outer, hasOuter))
 }
 
-// answered records that Redis answered a command issued with ctx, which
-// starts its request's budget again (see requestBudget). An error reply
-// (a Lua error, redis.Nil) is an answer too; a timeout or a broken
-// connection is not.
+// answered ends a command issued with ctx in its request's budget (see
+// requestBudget). An error reply (a Lua error, redis.Nil) is an answer
+// too; a timeout or a broken connection is not.
 func (s *Store) answered(ctx context.Context, err error) {
-	if b, ok := ctx.Value(budgetKey{}).(*requestBudget); ok && s.budget > 0 && (err == nil || isRedisError(err)) {
-		b.progress(s.budget)
+	if b, ok := ctx.Value(budgetKey{}).(*requestBudget); ok && s.budget > 0 {
+		b.done(s.budget, err == nil || isRedisError(err))
 	}
 }
 
