@@ -157,6 +157,10 @@ type Deps struct {
 	Channels Channels
 	// Verifier checks user tokens.
 	Verifier *auth.Verifier
+	// Alerts, when set, feeds "subscribe alerts" and GET
+	// /api/alerts/stream (*alertstore.Store); nil answers both with 503
+	// "alerting is not configured".
+	Alerts AlertSource
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -217,7 +221,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		sseConns: map[*sseClient]struct{}{},
 		done:     make(chan struct{}),
 	}
-	s.hub = newHub(deps.Client, deps.Channels, deps.Store, &s.stats, cfg, deps.Logger, deps.Now)
+	s.hub = newHub(deps.Client, deps.Channels, deps.Store, deps.Alerts, &s.stats, cfg, deps.Logger, deps.Now)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -232,6 +236,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/health/ws", s.serveWS)
 	mux.HandleFunc("GET /api/servers/{id}/metrics/stream", s.serveServerSSE)
 	mux.HandleFunc("GET /api/instances/{id}/monitoring/metrics/stream", s.serveInstanceSSE)
+	mux.HandleFunc("GET /api/alerts/stream", s.serveAlertsSSE)
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /config.json", s.serveWebConfig)
 	mux.Handle("GET /", webHandler(s.log, s.cfg.APIBase))
