@@ -441,20 +441,15 @@ func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []st
 
 func (c *wsClient) unsubscribe(args []string) {
 	var drop []*wsSub
-	var alertSub *wsAlerts
 	c.mu.Lock()
-	if len(args) == 0 { // everything
+	if len(args) == 0 { // every series; alerts stay ("unsubscribe alerts")
 		for k, sub := range c.subs {
 			sub.gone = true
 			drop = append(drop, sub)
 			delete(c.subs, k)
 		}
-		alertSub = c.alertSub
 	}
 	c.mu.Unlock()
-	if alertSub != nil {
-		c.dropAlerts(alertSub)
-	}
 	if len(args) > 0 {
 		k, id, err := parseTarget("unsubscribe", args)
 		if err != nil {
