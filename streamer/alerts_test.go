@@ -8,7 +8,9 @@ import (
 
 	"github.com/vitals-dev/vitals/shared/alert"
 	"github.com/vitals-dev/vitals/shared/evaluator"
+	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/notify"
+	"github.com/vitals-dev/vitals/shared/redistest"
 	"github.com/vitals-dev/vitals/streamer"
 )
 
@@ -174,5 +176,49 @@ func TestAlertStreamAuth(t *testing.T) {
 	c := e.dial()
 	if got := c.ask("subscribe alerts"); !strings.HasPrefix(got, "error: not authenticated") {
 		t.Fatalf("before auth: %q", got)
+	}
+}
+
+// TestAlertResyncAfterRedisRestart: transitions published while the
+// subscription is down are lost to pub/sub; once the hub resubscribes it
+// re-reads the alerts, so a firing alert that is gone (Redis came back
+// empty) is sent as "ok", and live transitions flow again.
+func TestAlertResyncAfterRedisRestart(t *testing.T) {
+	rs := redistest.StartServer(t)
+	e := newEnvOn(t, rs.URL, "ar:", streamer.Config{})
+	e.ingest("web-1", sample(time.Now().Add(-time.Second), 97))
+	e.rule(`{"name":"cpu high","metric":"cpuUsagePercent","op":">","value":90,"for":"0s","servers":["*"],"channels":[]}`)
+	e.evaluate()
+
+	c := e.dial()
+	c.auth(token(t, "*"))
+	if got := c.ask("subscribe alerts"); got != "ok" {
+		t.Fatal(got)
+	}
+	if m := c.readAlert(); m.ServerID != "web-1" || m.State != "firing" {
+		t.Fatalf("snapshot %+v", m)
+	}
+	ch := e.alerts.EventsChannel()
+	eventually(t, "alert subscription confirmed", func() bool {
+		n, err := e.store.Client().PubSubNumSub(context.Background(), ch).Result()
+		return err == nil && n[ch] == 1
+	})
+
+	rs.Restart(t)
+
+	if m := c.readAlert(); m.ServerID != "web-1" || m.State != "ok" {
+		t.Fatalf("after restart %+v", m)
+	}
+	// Live again on the new connection.
+	eventually(t, "ingest after restart", func() bool {
+		s := sample(time.Now(), 99)
+		s.Instances = nil
+		res, err := e.store.Ingest(context.Background(), "web-1", []metric.Sample{s})
+		return err == nil && res.Accepted == 1
+	})
+	e.rule(`{"name":"cpu high","metric":"cpuUsagePercent","op":">","value":90,"for":"0s","servers":["*"],"channels":[]}`)
+	e.evaluate()
+	if m := c.readAlert(); m.ServerID != "web-1" || m.State != "firing" || m.Value != 99 {
+		t.Fatalf("live after restart %+v", m)
 	}
 }
