@@ -1,8 +1,9 @@
 // Package streamer is the long-running live-update service: the TurboCore
 // health WebSocket protocol at /api/health/ws, the oCore Server-Sent Events
 // streams at /api/servers/{id}/metrics/stream and
-// /api/instances/{id}/monitoring/metrics/stream, and the embedded live-view
-// web page at /.
+// /api/instances/{id}/monitoring/metrics/stream, alert transitions
+// ("subscribe alerts" on the WebSocket, SSE at /api/alerts/stream), and the
+// embedded live-view web page at /.
 //
 // Samples reach it through Redis pub/sub (one channel per series, fed by the
 // store's Ingest). A hub keeps exactly one Redis subscription per channel
@@ -227,8 +228,8 @@ func New(deps Deps, cfg Config) (*Server, error) {
 }
 
 // Handler serves GET /api/health/ws, GET /api/servers/{id}/metrics/stream,
-// GET /api/instances/{id}/monitoring/metrics/stream, GET /healthz, and the
-// live-view page at / with its assets.
+// GET /api/instances/{id}/monitoring/metrics/stream, GET /api/alerts/stream,
+// GET /healthz, and the live-view page at / with its assets.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
