@@ -175,7 +175,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	alertDeps := &httpapi.AlertDeps{Store: alerts, Sender: notifier}
 	eval := evaluator.New(store, alerts, notifier, evaluator.Config{}, log.With("component", "evaluator"), nil)
 	stream, err := streamer.New(streamer.Deps{
-		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: log, Now: time.Now,
+		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: log, Now: time.Now, Alerts: alerts,
 	}, streamer.Config{})
 	if err != nil {
 		return err

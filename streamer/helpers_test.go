@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/auth"
 	"github.com/vitals-dev/vitals/shared/metric"
 	"github.com/vitals-dev/vitals/shared/redisstore"
@@ -28,6 +29,7 @@ var secret = []byte("streamer-test-secret-0123456789abcdef")
 type env struct {
 	t      testing.TB
 	store  *redisstore.Store
+	alerts *alertstore.Store
 	srv    *streamer.Server
 	http   *httptest.Server
 	ws     string // ws://…/api/health/ws
@@ -52,7 +54,8 @@ func newEnvOn(t testing.TB, url, prefix string, cfg streamer.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := streamer.New(streamer.Deps{Store: store, Client: store.Client(), Channels: store, Verifier: v}, cfg)
+	alerts := alertstore.New(store.Client(), store.Prefix(), store.Wrap)
+	srv, err := streamer.New(streamer.Deps{Store: store, Client: store.Client(), Channels: store, Verifier: v, Alerts: alerts}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func newEnvOn(t testing.TB, url, prefix string, cfg streamer.Config) *env {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &env{t: t, store: store, srv: srv, http: hs, ws: "ws" + strings.TrimPrefix(hs.URL, "http") + "/api/health/ws", prefix: prefix}
+	return &env{t: t, store: store, alerts: alerts, srv: srv, http: hs, ws: "ws" + strings.TrimPrefix(hs.URL, "http") + "/api/health/ws", prefix: prefix}
 }
 
 func token(t testing.TB, servers ...string) string {

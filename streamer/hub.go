@@ -139,13 +139,19 @@ type hub struct {
 	ps       *redis.PubSub
 	channels Channels
 	store    metric.Store
+	alerts   AlertSource // nil: no alert push
+	alertsCh string      // alerts.EventsChannel(), subscribed for the process's life
 	stats    *counters
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu     sync.RWMutex
-	topics map[string]*topic // by channel name
+	mu        sync.RWMutex
+	topics    map[string]*topic // by channel name
+	alertSubs map[alertSubscriber]struct{}
+	// alertsConfirmed: the events channel was confirmed once; a later
+	// confirmation is a resubscription, after which alerts are re-read.
+	alertsConfirmed bool
 
 	wake      chan struct{}
 	refreshes chan *topic // topics whose latest must be fetched and re-sent
@@ -154,11 +160,14 @@ type hub struct {
 	closeOnce sync.Once
 }
 
-func newHub(client redis.UniversalClient, ch Channels, store metric.Store, stats *counters, cfg Config, log *slog.Logger, now func() time.Time) *hub {
+func newHub(client redis.UniversalClient, ch Channels, store metric.Store, alerts AlertSource, stats *counters, cfg Config, log *slog.Logger, now func() time.Time) *hub {
 	h := &hub{
 		now:       now,
 		channels:  ch,
 		store:     store,
+		alerts:    alerts,
+		alertsCh:  alertsChannel(alerts),
+		alertSubs: map[alertSubscriber]struct{}{},
 		stats:     stats,
 		cfg:       cfg,
 		log:       log,
@@ -182,6 +191,13 @@ func newHub(client redis.UniversalClient, ch Channels, store metric.Store, stats
 	go h.reconcile()
 	go h.refresher()
 	return h
+}
+
+func alertsChannel(a AlertSource) string {
+	if a == nil {
+		return ""
+	}
+	return a.EventsChannel()
 }
 
 // join adds sub to the topic of series (k, id), creating it (and asking for
@@ -251,6 +267,16 @@ func (h *hub) channelCount() int {
 // topics are subscribed, idle ones unsubscribed and forgotten.
 func (h *hub) reconcile() {
 	defer h.wg.Done()
+	if h.alerts != nil {
+		// One channel for every alert transition, followed for the life of
+		// the process (go-redis re-subscribes it after a reconnect, even
+		// when this first attempt fails because Redis is down).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.ps.Subscribe(ctx, h.alertsCh); err != nil {
+			h.log.Warn("redis subscribe to alert events failed; will subscribe on reconnect", "err", err)
+		}
+		cancel()
+	}
 	tick := time.NewTicker(min(time.Second, h.cfg.UnsubscribeDelay/2+time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -323,6 +349,10 @@ func (h *hub) receive(msgs <-chan any) {
 		switch m := m.(type) {
 		case *redis.Message:
 			h.stats.redisIn.Add(1)
+			if h.alerts != nil && m.Channel == h.alertsCh {
+				h.publishAlert([]byte(m.Payload))
+				continue
+			}
 			h.mu.RLock()
 			t := h.topics[m.Channel]
 			h.mu.RUnlock()
@@ -337,6 +367,19 @@ func (h *hub) receive(msgs <-chan any) {
 			h.publish(t, f)
 		case *redis.Subscription:
 			if m.Kind != "subscribe" {
+				continue
+			}
+			if h.alerts != nil && m.Channel == h.alertsCh {
+				h.mu.Lock()
+				again := h.alertsConfirmed
+				h.alertsConfirmed = true
+				h.mu.Unlock()
+				if again {
+					h.stats.resubscribe.Add(1)
+					h.log.Info("redis alert subscription restored; re-reading alerts")
+					h.wg.Add(1)
+					go func() { defer h.wg.Done(); h.resyncAlerts() }()
+				}
 				continue
 			}
 			h.mu.Lock()

@@ -1,8 +1,9 @@
 // Package streamer is the long-running live-update service: the TurboCore
 // health WebSocket protocol at /api/health/ws, the oCore Server-Sent Events
 // streams at /api/servers/{id}/metrics/stream and
-// /api/instances/{id}/monitoring/metrics/stream, and the embedded live-view
-// web page at /.
+// /api/instances/{id}/monitoring/metrics/stream, alert transitions
+// ("subscribe alerts" on the WebSocket, SSE at /api/alerts/stream), and the
+// embedded live-view web page at /.
 //
 // Samples reach it through Redis pub/sub (one channel per series, fed by the
 // store's Ingest). A hub keeps exactly one Redis subscription per channel
@@ -157,6 +158,10 @@ type Deps struct {
 	Channels Channels
 	// Verifier checks user tokens.
 	Verifier *auth.Verifier
+	// Alerts, when set, feeds "subscribe alerts" and GET
+	// /api/alerts/stream (*alertstore.Store); nil answers both with 503
+	// "alerting is not configured".
+	Alerts AlertSource
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -217,14 +222,14 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		sseConns: map[*sseClient]struct{}{},
 		done:     make(chan struct{}),
 	}
-	s.hub = newHub(deps.Client, deps.Channels, deps.Store, &s.stats, cfg, deps.Logger, deps.Now)
+	s.hub = newHub(deps.Client, deps.Channels, deps.Store, deps.Alerts, &s.stats, cfg, deps.Logger, deps.Now)
 	s.handler = s.routes()
 	return s, nil
 }
 
 // Handler serves GET /api/health/ws, GET /api/servers/{id}/metrics/stream,
-// GET /api/instances/{id}/monitoring/metrics/stream, GET /healthz, and the
-// live-view page at / with its assets.
+// GET /api/instances/{id}/monitoring/metrics/stream, GET /api/alerts/stream,
+// GET /healthz, and the live-view page at / with its assets.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
@@ -232,6 +237,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/health/ws", s.serveWS)
 	mux.HandleFunc("GET /api/servers/{id}/metrics/stream", s.serveServerSSE)
 	mux.HandleFunc("GET /api/instances/{id}/monitoring/metrics/stream", s.serveInstanceSSE)
+	mux.HandleFunc("GET /api/alerts/stream", s.serveAlertsSSE)
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /config.json", s.serveWebConfig)
 	mux.Handle("GET /", webHandler(s.log, s.cfg.APIBase))

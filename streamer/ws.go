@@ -51,6 +51,8 @@ type wsClient struct {
 	closed    bool
 	claims    *auth.Claims
 	subs      map[subKey]*wsSub
+	alerts    *alertQueue // "subscribe alerts": pending alert frames
+	alertSub  *wsAlerts   // the hub's handle of that subscription
 	authTimer *time.Timer
 	expTimer  *time.Timer
 	pingTimer *time.Timer
@@ -239,8 +241,16 @@ func (c *wsClient) command(msg string) {
 	case "sysinfo":
 		c.sysinfo(ctx, claims, args)
 	case "subscribe":
+		if len(args) == 1 && strings.EqualFold(args[0], "alerts") {
+			c.subscribeAlerts(ctx)
+			return
+		}
 		c.subscribe(ctx, claims, args)
 	case "unsubscribe":
+		if len(args) == 1 && strings.EqualFold(args[0], "alerts") {
+			c.unsubscribeAlerts()
+			return
+		}
 		c.unsubscribe(args)
 	case "servers":
 		c.servers(ctx, claims)
@@ -432,7 +442,7 @@ func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []st
 func (c *wsClient) unsubscribe(args []string) {
 	var drop []*wsSub
 	c.mu.Lock()
-	if len(args) == 0 { // everything
+	if len(args) == 0 { // every series; alerts stay ("unsubscribe alerts")
 		for k, sub := range c.subs {
 			sub.gone = true
 			drop = append(drop, sub)
@@ -525,7 +535,12 @@ func (c *wsClient) push(sub *wsSub, f *frame) {
 		}
 		sub.pending = f
 	}
-	if !c.writing {
+	c.wakeLocked()
+}
+
+// wakeLocked starts the writer if it is not running. c.mu must be held.
+func (c *wsClient) wakeLocked() {
+	if !c.writing && !c.closed {
 		c.writing = true
 		go c.writeLoop()
 	}
@@ -539,7 +554,7 @@ func (c *wsClient) writeLoop() {
 	var batch [][]byte
 	for {
 		c.mu.Lock()
-		if c.closed || (len(c.replies) == 0 && len(c.dirty) == 0) {
+		if c.closed || (len(c.replies) == 0 && len(c.dirty) == 0 && (c.alerts == nil || !c.alerts.ready())) {
 			c.writing = false
 			c.mu.Unlock()
 			return
@@ -554,6 +569,9 @@ func (c *wsClient) writeLoop() {
 		}
 		clear(c.dirty)
 		c.dirty = c.dirty[:0]
+		if c.alerts != nil {
+			c.alerts.drain(c.claims.CanRead, func(f *alertFrame) { batch = append(batch, f.ws) })
+		}
 		c.drained.Broadcast()
 		c.mu.Unlock()
 		for i, msg := range batch {
@@ -643,9 +661,14 @@ func (c *wsClient) cleanup() {
 	}
 	subs := c.subs
 	c.subs = nil
+	alertSub := c.alertSub
+	c.alerts, c.alertSub = nil, nil
 	c.mu.Unlock()
 	for _, sub := range subs {
 		c.s.hub.leave(sub.t, sub)
+	}
+	if alertSub != nil {
+		c.s.hub.leaveAlerts(alertSub)
 	}
 	_ = c.conn.CloseNow()
 }

@@ -166,7 +166,27 @@ const (
 	StatePending  State = "pending"
 	StateFiring   State = "firing"
 	StateResolved State = "resolved"
+	// StateOK is never stored: live events (the streamer's "alert"
+	// frames) carry it when a series returns to ok without resolving, a
+	// pending alert whose condition cleared before "for" or the series of
+	// a deleted rule, so viewers drop it.
+	StateOK State = "ok"
 )
+
+// OKEvent is the live event of series key returning to ok without a
+// resolve: state "ok" and the rule, server and instance ids the key names.
+func OKEvent(key string) Alert {
+	a := Alert{Key: key, State: StateOK}
+	parts := strings.SplitN(key, "/", 3)
+	a.RuleID = parts[0]
+	if len(parts) > 1 {
+		a.ServerID = parts[1]
+	}
+	if len(parts) > 2 {
+		a.InstanceID = parts[2]
+	}
+	return a
+}
 
 // Alert is one series (rule × server, or rule × instance) that is not ok,
 // or was resolved recently.

@@ -375,12 +375,48 @@ func (s *Store) Transition(ctx context.Context, t alert.Transition) (bool, error
 		due := n.At.Add(n.Rule.GroupWindow()).UnixMilli()
 		args = append(args, field, alert.NewID(), due, a, meta)
 	}
-	keys := []string{s.k("state"), s.k("ver"), s.k("seq"), s.k("resolved"), s.k("open"), s.k("due")}
+	ev, err := eventPrefix(t)
+	if err != nil {
+		return false, err
+	}
+	args = append(args, ev)
+	keys := []string{s.k("state"), s.k("ver"), s.k("seq"), s.k("resolved"), s.k("open"), s.k("due"), s.EventsChannel()}
 	v, err := transitionScript.Run(ctx, s.rdb, keys, args...).Int64()
 	if err != nil {
 		return false, s.fail("alert transition", err)
 	}
 	return v > 0, nil
+}
+
+// EventsChannel is the pub/sub channel the transition script publishes
+// every applied transition on (<prefix>{alerts}:events), as the JSON of
+// the series' new state (see alert.Event).
+func (s *Store) EventsChannel() string { return s.k("events") }
+
+// eventPrefix is the JSON of t's live event up to its version, which only
+// the script knows: `{…,"version":`. A series back to ok without a
+// resolve (a pending that cleared, a deleted rule) is an event of state
+// "ok" with the ids its key names.
+func eventPrefix(t alert.Transition) (string, error) {
+	var a alert.Alert
+	switch {
+	case t.To != nil:
+		a = *t.To
+	case t.Resolved != nil:
+		a = *t.Resolved
+	default:
+		a = alert.OKEvent(t.Key)
+	}
+	a.Version, a.Silenced, a.NotifiedAt = 0, false, time.Time{}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return "", fmt.Errorf("encode event: %w", err)
+	}
+	const tail = `"version":0}`
+	if !strings.HasSuffix(string(b), tail) {
+		return "", errors.New("encode event: version is not the last field")
+	}
+	return strings.TrimSuffix(string(b), "0}"), nil
 }
 
 // Claim implements alert.Store with the claim script.

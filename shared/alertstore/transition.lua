@@ -1,11 +1,13 @@
 -- Compare-and-set of one alert series, with everything the transition
 -- causes, atomically. Every key shares the {alerts} hash tag (one slot).
 -- KEYS: 1 state hash, 2 version hash, 3 seq counter, 4 resolved zset,
---       5 open-group hash, 6 due zset
+--       5 open-group hash, 6 due zset, 7 events channel (PUBLISH)
 -- ARGV: 1 series key, 2 read seq, 3 new state JSON ('' = back to ok),
 --       4 resolved JSON ('' = none), 5 resolved score (ms), 6 resolved
 --       cutoff (ms), 7 group key prefix, 8 number of notices, then per
---       notice: open field, new group id, due (ms), alert JSON, meta JSON.
+--       notice: open field, new group id, due (ms), alert JSON, meta JSON;
+--       last, the event: the new state's JSON up to '"version":', which
+--       the script completes with the version it assigns.
 -- The version hash keeps each series' last version even after it returns
 -- to ok, so a decision made on an older read can never apply (no ABA).
 local key = ARGV[1]
@@ -39,5 +41,11 @@ for i = 0, n - 1 do
     redis.call('ZADD', KEYS[6], due, gid)
   end
   redis.call('RPUSH', gp .. gid .. ':a', a)
+end
+-- Published here, so a live viewer hears of a transition exactly when it
+-- applies (and never of one that lost the compare-and-set).
+local ev = ARGV[9 + n * 5]
+if ev and ev ~= '' and KEYS[7] then
+  redis.call('PUBLISH', KEYS[7], ev .. v .. '}')
 end
 return v

@@ -62,6 +62,7 @@ func TestRoutesTable(t *testing.T) {
 		"GET /api/health/ws":                                "streamer",
 		"GET /api/servers/{id}/metrics/stream":              "streamer",
 		"GET /api/instances/{id}/monitoring/metrics/stream": "streamer",
+		"GET /api/alerts/stream":                            "streamer",
 
 		"GET /api/alerts":                       "query",
 		"GET /api/alerts/rules":                 "query",

@@ -55,6 +55,7 @@ var routes = []Route{
 	{FunctionStreamer, http.MethodGet, "/api/health/ws"},
 	{FunctionStreamer, http.MethodGet, "/api/servers/{id}/metrics/stream"},
 	{FunctionStreamer, http.MethodGet, "/api/instances/{id}/monitoring/metrics/stream"},
+	{FunctionStreamer, http.MethodGet, "/api/alerts/stream"},
 }
 
 // Routes lists every public route of every function (a copy).

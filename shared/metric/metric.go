@@ -199,10 +199,19 @@ type Snapshot struct {
 
 // ServerInfo is one entry of GET /api/servers.
 type ServerInfo struct {
-	ID         string         `json:"id"`
-	LastSeenAt time.Time      `json:"lastSeenAt"`
-	Instances  []InstanceInfo `json:"instances"`
+	ID         string    `json:"id"`
+	LastSeenAt time.Time `json:"lastSeenAt"`
+	// Interval is the reporting interval in seconds the server announced
+	// with its last batch (what the alert evaluator judges it by), or
+	// DefaultIntervalSeconds if it never announced one. The live view
+	// shows a server silent for 3 intervals as down.
+	Interval  int64          `json:"interval"`
+	Instances []InstanceInfo `json:"instances"`
 }
+
+// DefaultIntervalSeconds is the reporting interval assumed for a server
+// that never announced one (the reporter's default, 10 s).
+const DefaultIntervalSeconds = 10
 
 // InstanceInfo names an instance and the server it runs on.
 type InstanceInfo struct {

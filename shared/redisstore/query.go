@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,9 +187,11 @@ func (s *Store) Servers(ctx context.Context) ([]metric.ServerInfo, error) {
 	servers := pipe.ZRevRangeByScoreWithScores(ctx, s.serversKey(), &redis.ZRangeBy{Min: cutoff, Max: "+inf"})
 	live := pipe.ZRangeByScore(ctx, s.instancesSeenKey(), &redis.ZRangeBy{Min: cutoff, Max: "+inf"})
 	instances := pipe.HGetAll(ctx, s.instancesKey())
+	intervals := pipe.HGetAll(ctx, s.intervalsKey())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, s.wrap(fmt.Errorf("servers: %w", err))
 	}
+	iv := intervals.Val()
 	isLive := make(map[string]bool, len(live.Val()))
 	for _, id := range live.Val() {
 		isLive[id] = true
@@ -212,7 +215,11 @@ func (s *Store) Servers(ctx context.Context) ([]metric.ServerInfo, error) {
 			ins = []metric.InstanceInfo{}
 		}
 		slices.SortFunc(ins, func(a, b metric.InstanceInfo) int { return strings.Compare(a.Name, b.Name) })
-		out = append(out, metric.ServerInfo{ID: id, LastSeenAt: time.UnixMilli(int64(z.Score)).UTC(), Instances: ins})
+		interval := int64(metric.DefaultIntervalSeconds)
+		if sec, err := strconv.ParseInt(iv[id], 10, 64); err == nil && sec > 0 {
+			interval = sec
+		}
+		out = append(out, metric.ServerInfo{ID: id, LastSeenAt: time.UnixMilli(int64(z.Score)).UTC(), Interval: interval, Instances: ins})
 	}
 	return out, nil
 }

@@ -21,6 +21,7 @@
     instances: new Map(),  // id -> {name, latest, hist, row, spark}
     sysinfo: null,
     charts: {},
+    alerts: new Map(),     // series key -> pending or firing alert (live)
   };
 
   // ---------- formatting ----------
@@ -251,7 +252,7 @@
       b.type = 'button';
       b.dataset.server = s.id;
       if (s.id === state.server) b.classList.add('on');
-      b.append(el('span', 'sdot'), el('span', 'sname', s.id), el('span', 'sago'));
+      b.append(el('span', 'sdot'), el('span', 'sname', s.id), el('span', 'salert'), el('span', 'sago'));
       b.addEventListener('click', () => select(s.id, 'push'));
       const li = el('li');
       li.append(b);
@@ -262,6 +263,7 @@
     const note = v === 'detail' || v === 'pick' ? (n === 0 ? 'No server matches.' : '') : VIEWS[v][2];
     $('serversNote').hidden = !note;
     $('serversNote').textContent = note;
+    renderMarks();
     tick();
   }
   $('filter').addEventListener('input', renderServers);
@@ -274,6 +276,11 @@
     return t;
   }
   const freshness = (age) => (age < 60e3 ? 'fresh' : age < 600e3 ? 'stale' : 'old');
+  // A host is down once it has been silent for 3 of its reporting
+  // intervals (GET /api/servers gives each one's, in seconds), at least
+  // 30 s: its last numbers are then not its state.
+  const downAfter = (s) => Math.max(3 * (s.interval || 10), 30) * 1000;
+  const isDown = (s, now) => now - seenAt(s) > downAfter(s);
 
   // tick redraws every relative time from the stored timestamps with one
   // now, once a second, on the second, so the labels move together.
@@ -286,13 +293,23 @@
       const s = byId.get(b.dataset.server);
       if (!s) continue;
       const t = seenAt(s);
-      b.querySelector('.sago').textContent = ago(t, now);
-      b.querySelector('.sdot').className = 'sdot ' + freshness(now - t);
-      b.title = `${s.id} · ${(s.instances || []).length} instances · last sample ${new Date(t).toLocaleString()}`;
+      const down = isDown(s, now);
+      b.classList.toggle('down', down);
+      b.dataset.down = String(down);
+      b.querySelector('.sago').textContent = down ? 'down' : ago(t, now);
+      b.querySelector('.sdot').className = 'sdot ' + (down ? 'down' : freshness(now - t));
+      b.title = `${s.id} · ${(s.instances || []).length} instances · ${down ? 'down, ' : ''}last sample ${new Date(t).toLocaleString()}`;
     }
     const u = $('updated');
     const cur = byId.get(state.server);
-    if (!state.latest) {
+    const down = !!cur && isDown(cur, now);
+    document.body.dataset.down = String(down);
+    $('downBadge').hidden = !down;
+    $('tiles').classList.toggle('stale', down);
+    if (down) {
+      u.textContent = 'down · last seen ' + ago(seenAt(cur), now);
+      u.className = 'updated down';
+    } else if (!state.latest) {
       u.textContent = 'waiting for data…';
       u.className = 'updated';
     } else {
@@ -744,6 +761,11 @@
         authed = true;
         backoff = 1000;
         setConn('live', 'live');
+        // Alerts follow the socket, not the selected server: the snapshot
+        // that answers replaces what an earlier socket showed.
+        state.alerts.clear();
+        renderAlerts();
+        send('subscribe alerts');
         subscribeSelected();
       }
       return;
@@ -753,7 +775,7 @@
       const msg = d.slice(6).trim();
       if (!authed) {
         refuse(msg);
-      } else if (!/not found|may not read instance/.test(msg)) {
+      } else if (!/not found|may not read instance|alerting is not configured/.test(msg)) {
         // An instance that stopped reporting has no latest metric (a
         // scoped token is told "may not read instance", so it cannot
         // probe which ids exist): not worth a toast.
@@ -763,7 +785,8 @@
     }
     let m;
     try { m = JSON.parse(d); } catch (_) { return; }
-    if (m.type === 'server') onServerMetric(m.id, m.metric);
+    if (m.type === 'alert') onAlert(m);
+    else if (m.type === 'server') onServerMetric(m.id, m.metric);
     else if (m.type === 'instance') onInstanceMetric(m.id, m.metric);
     else if (m.cpus && m.mem) { state.sysinfo = m; if (state.latest) renderTiles(state.latest); }
   }
@@ -779,6 +802,57 @@
     for (const id of state.instances.keys()) send('subscribe instance ' + id);
   }
 
+  // ---------- alerts ----------
+  // Every transition comes as {"type":"alert", key, rule, serverId, state,
+  // …}: pending and firing are kept, resolved and ok drop the series.
+  let alertsTimer = null;
+  function onAlert(a) {
+    if (a.state === 'pending' || a.state === 'firing') state.alerts.set(a.key, a);
+    else state.alerts.delete(a.key);
+    // A storm of transitions redraws once.
+    if (!alertsTimer) alertsTimer = setTimeout(() => { alertsTimer = null; renderAlerts(); }, 50);
+  }
+  const seriesName = (a) => (a.instanceId ? `${a.serverId}/${a.instanceName || a.instanceId}` : a.serverId);
+  function renderAlerts() {
+    const firing = [...state.alerts.values()].filter((a) => a.state === 'firing')
+      .sort((a, b) => a.serverId.localeCompare(b.serverId, undefined, { numeric: true }) || (a.rule || '').localeCompare(b.rule || ''));
+    document.body.dataset.firing = String(firing.length);
+    $('alertBanner').hidden = firing.length === 0;
+    $('alertCount').textContent = firing.length === 1 ? '1 alert firing' : `${firing.length} alerts firing`;
+    const list = $('alertList');
+    list.replaceChildren();
+    for (const a of firing.slice(0, 8)) {
+      const b = el('button', 'alert-item', `${a.rule || a.metric} · ${seriesName(a)}`);
+      b.type = 'button';
+      b.dataset.server = a.serverId;
+      b.title = `${a.metric} = ${a.value} · firing since ${new Date(a.since).toLocaleString()}`;
+      b.addEventListener('click', () => {
+        if (state.servers && state.servers.some((s) => s.id === a.serverId)) select(a.serverId, 'push');
+        else toast(`${a.serverId} is not in the server list.`);
+      });
+      list.append(b);
+    }
+    if (firing.length > 8) list.append(el('span', 'alert-more', `+${firing.length - 8} more`));
+    renderMarks();
+  }
+  // renderMarks puts each host's firing (or else pending) count beside it.
+  function renderMarks() {
+    const by = new Map();
+    for (const a of state.alerts.values()) {
+      const m = by.get(a.serverId) || { firing: [], pending: [] };
+      m[a.state].push(a.rule || a.metric);
+      by.set(a.serverId, m);
+    }
+    for (const b of $('servers').querySelectorAll('button[data-server]')) {
+      const m = by.get(b.dataset.server);
+      const mark = b.querySelector('.salert');
+      const list = m ? (m.firing.length ? m.firing : m.pending) : [];
+      mark.className = 'salert ' + (m ? (m.firing.length ? 'firing' : 'pending') : '');
+      mark.textContent = list.length ? String(list.length) : '';
+      mark.title = list.length ? `${m.firing.length ? 'firing' : 'pending'}: ${list.join(', ')}` : '';
+    }
+  }
+
   // ---------- start ----------
   function restart() {
     state.server = '';
@@ -786,6 +860,8 @@
     state.refused = '';
     state.serversError = '';
     state.latest = null;
+    state.alerts.clear();
+    renderAlerts();
     serversGen++;
     clearTimeout(serversTimer);
     for (const c of Object.values(state.charts)) c.destroy();

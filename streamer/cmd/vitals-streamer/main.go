@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vitals-dev/vitals/shared/alertstore"
 	"github.com/vitals-dev/vitals/shared/config"
 	"github.com/vitals-dev/vitals/shared/httpserve"
 	"github.com/vitals-dev/vitals/shared/redisstore"
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stream, err := streamer.New(streamer.Deps{
 		Store: store, Client: store.Client(), Channels: store, Verifier: verifier, Logger: logger, Now: time.Now,
+		// Alert push: the evaluator's transitions, on the same Redis.
+		Alerts: alertstore.New(store.Client(), store.Prefix(), store.Wrap),
 	}, scfg)
 	if err != nil {
 		return err
