@@ -463,38 +463,9 @@ func (s *Server) serveAlertsSSE(w http.ResponseWriter, r *http.Request) {
 	s.stats.sseOpen.Add(1)
 	defer s.stats.sseOpen.Add(-1)
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-
-	var slow bool
-	write := func(b ...[]byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		n := 0
-		for _, p := range b {
-			if _, err := w.Write(p); err != nil {
-				slow = isTimeout(err)
-				return false
-			}
-			n += len(p)
-		}
-		if err := rc.Flush(); err != nil {
-			slow = isTimeout(err)
-			return false
-		}
-		s.stats.bytesOut.Add(int64(n))
-		return true
-	}
-	defer func() {
-		if slow {
-			s.stats.slowDropped.Add(1)
-			s.log.Info("closing slow SSE client: not reading", "writeTimeout", s.cfg.WriteTimeout)
-		}
-	}()
+	sw := s.startSSE(w)
+	defer sw.end()
+	write := sw.write
 	seq := lastEventID(r)
 	var idBuf []byte
 	flush := func() bool {

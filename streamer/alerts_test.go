@@ -28,18 +28,16 @@ type alertMsg struct {
 	Version  int64   `json:"version"`
 }
 
-// readAlert reads WebSocket frames until an alert frame.
+// readAlert reads the next WebSocket frame, which must be an alert.
 func (c *client) readAlert() alertMsg {
 	c.t.Helper()
-	for {
-		s := c.read()
-		if !strings.HasPrefix(s, `{"type":"alert"`) {
-			c.t.Fatalf("want an alert frame, got %q", s)
-		}
-		var m alertMsg
-		decodeJSON(c.t, s, &m)
-		return m
+	s := c.read()
+	if !strings.HasPrefix(s, `{"type":"alert"`) {
+		c.t.Fatalf("want an alert frame, got %q", s)
 	}
+	var m alertMsg
+	decodeJSON(c.t, s, &m)
+	return m
 }
 
 // evaluate runs one pass of the real evaluator on e's Redis.

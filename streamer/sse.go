@@ -138,39 +138,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 	s.stats.sseOpen.Add(1)
 	defer s.stats.sseOpen.Add(-1)
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("Connection", "keep-alive")
-	// nginx would otherwise buffer the stream and deliver it in lumps.
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-
-	var slow bool
-	write := func(b ...[]byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		n := 0
-		for _, p := range b {
-			if _, err := w.Write(p); err != nil { //nolint:gosec // G705: text/event-stream of JSON the store encoded, never HTML
-				slow = isTimeout(err)
-				return false
-			}
-			n += len(p)
-		}
-		if err := rc.Flush(); err != nil {
-			slow = isTimeout(err)
-			return false
-		}
-		s.stats.bytesOut.Add(int64(n))
-		return true
-	}
-	defer func() {
-		if slow {
-			s.stats.slowDropped.Add(1)
-			s.log.Info("closing slow SSE client: not reading", "writeTimeout", s.cfg.WriteTimeout)
-		}
-	}()
+	sw := s.startSSE(w)
+	defer sw.end()
+	write := sw.write
 	seq := lastEventID(r)
 	var idBuf []byte
 	event := func(prefix []byte, f *frame) bool {
@@ -261,4 +231,53 @@ func lastEventID(r *http.Request) uint64 {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// sseWriter writes one event stream: each write is bounded by WriteTimeout,
+// and a client that does not read within it is slow, counted and logged
+// once when the stream ends.
+type sseWriter struct {
+	s    *Server
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	slow bool
+}
+
+// startSSE sends an event stream's headers.
+func (s *Server) startSSE(w http.ResponseWriter) *sseWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Connection", "keep-alive")
+	// nginx would otherwise buffer the stream and deliver it in lumps.
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return &sseWriter{s: s, w: w, rc: http.NewResponseController(w)}
+}
+
+// write sends b and flushes it; false ends the stream.
+func (sw *sseWriter) write(b ...[]byte) bool {
+	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.s.cfg.WriteTimeout))
+	n := 0
+	for _, p := range b {
+		if _, err := sw.w.Write(p); err != nil { //nolint:gosec // G705: text/event-stream of JSON the store encoded, never HTML
+			sw.slow = isTimeout(err)
+			return false
+		}
+		n += len(p)
+	}
+	if err := sw.rc.Flush(); err != nil {
+		sw.slow = isTimeout(err)
+		return false
+	}
+	sw.s.stats.bytesOut.Add(int64(n))
+	return true
+}
+
+// end counts and logs a stream that ended for a client not reading.
+func (sw *sseWriter) end() {
+	if sw.slow {
+		sw.s.stats.slowDropped.Add(1)
+		sw.s.log.Info("closing slow SSE client: not reading", "writeTimeout", sw.s.cfg.WriteTimeout)
+	}
 }
