@@ -357,6 +357,12 @@ func BearerToken(header string) string {
 
 // IssueToken mints an HS256 user token for servers valid for ttl.
 func IssueToken(secret []byte, servers []string, ttl time.Duration, issuer, audience string, now time.Time) (string, error) {
+	return issueToken(secret, servers, "", ttl, issuer, audience, now)
+}
+
+// issueToken mints an HS256 user token with a scope claim (normalized
+// space-separated; empty for none), checked by its callers.
+func issueToken(secret []byte, servers []string, scope string, ttl time.Duration, issuer, audience string, now time.Time) (string, error) {
 	if len(secret) < 16 {
 		return "", errors.New("jwt secret must be at least 16 bytes")
 	}
@@ -366,7 +372,7 @@ func IssueToken(secret []byte, servers []string, ttl time.Duration, issuer, audi
 	if ttl <= 0 {
 		return "", errors.New("ttl must be positive")
 	}
-	c := Claims{Servers: servers, RegisteredClaims: jwt.RegisteredClaims{
+	c := Claims{Servers: servers, Scope: scope, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   "vitals-user",
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),

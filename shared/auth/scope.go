@@ -1,13 +1,10 @@
 package auth
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/vitals-dev/vitals/shared/metric"
 )
@@ -41,29 +38,5 @@ func IssueScopedToken(secret []byte, servers []string, scope string, ttl time.Du
 			return "", fmt.Errorf("unknown scope %q (known: %s)", s, strings.Join(Scopes, " "))
 		}
 	}
-	if scope == "" {
-		return IssueToken(secret, servers, ttl, issuer, audience, now)
-	}
-	if len(secret) < 16 || len(servers) == 0 || ttl <= 0 {
-		// IssueToken says which.
-		_, err := IssueToken(secret, servers, ttl, issuer, audience, now)
-		if err == nil {
-			err = errors.New("invalid token parameters")
-		}
-		return "", err
-	}
-	c := Claims{Servers: servers, Scope: strings.Join(strings.Fields(scope), " "), RegisteredClaims: jwt.RegisteredClaims{
-		Subject:   "vitals-user",
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		Issuer:    issuer,
-	}}
-	if audience != "" {
-		c.Audience = jwt.ClaimStrings{audience}
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	return s, nil
+	return issueToken(secret, servers, strings.Join(strings.Fields(scope), " "), ttl, issuer, audience, now)
 }
