@@ -286,7 +286,8 @@ var (
 // key:
 //
 //   - still base64 (a gateway that did not decode its isBase64Encoded
-//     body): decoded and verified again; accepted if it verifies.
+//     body): decoded and verified again; accepted if it verifies, a wrong
+//     key (the original error) if it is intact gzip that does not.
 //   - not gzip at all (decompressed in transit): accepted if the signature
 //     verifies over it as it is, otherwise changed in transit.
 //   - gzip bytes that are now valid UTF-8 (delivered as text: every byte
@@ -316,6 +317,12 @@ func verifyBody(key []byte, ts, serverID string, raw []byte, sig string, gzipped
 		if n, derr := base64.StdEncoding.Decode(dec, bytes.TrimSpace(raw)); derr == nil {
 			if auth.VerifyRequest(key, ts, serverID, dec[:n], sig, now) == nil {
 				return dec[:n], true, nil
+			}
+			if _, gerr := gzip.NewReader(bytes.NewReader(dec[:n])); gerr == nil {
+				// Intact gzip under the base64, and the signature still
+				// fails: the key is wrong, not the transport (a 502 would
+				// have the reporter retry it as a transport fault).
+				return nil, false, err
 			}
 			return nil, false, transitError("it arrived base64-encoded: a proxy or API Gateway passed on its base64 form without decoding it")
 		}
