@@ -419,7 +419,8 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readLimited reads all of r, failing with ErrTooLarge past limit bytes.
+// readLimited reads all of r, failing with ErrTooLarge past limit bytes
+// and with 408 when the read fails otherwise.
 func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
@@ -427,7 +428,10 @@ func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, metric.Errorf(metric.ErrTooLarge, "%s: over the limit of %d bytes", what, limit)
 		}
-		return nil, metric.Errorf(metric.ErrInvalid, "%s: %s could not be read", what, what)
+		// The body stopped arriving (the server's read deadline, a reset
+		// connection): nothing is wrong with the data, so the sender must
+		// retry it, not drop it as a 400.
+		return nil, &statusError{status: http.StatusRequestTimeout, msg: what + ": could not be read in full (read timeout or connection lost); nothing was stored, send it again"}
 	}
 	if int64(len(b)) > limit {
 		return nil, metric.Errorf(metric.ErrTooLarge, "%s: over the limit of %d bytes", what, limit)
