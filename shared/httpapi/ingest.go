@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -235,6 +236,11 @@ const storeChunkReadings = 4096
 // idempotently, so when a later chunk fails (Redis away) the reporter's
 // retry of the whole batch finds the earlier chunks as duplicates.
 func (h *ingest) store(ctx context.Context, serverID string, samples []metric.Sample) (metric.IngestResult, error) {
+	// The store orders samples only within a call; chunks must follow
+	// each other in time too, or a later chunk's older samples would
+	// replace a newer one dated ahead as the latest (see the store's
+	// rule for latest). Stable: equal instants keep body order.
+	slices.SortStableFunc(samples, func(a, b metric.Sample) int { return a.CollectedAt.Compare(b.CollectedAt) })
 	var total metric.IngestResult
 	for len(samples) > 0 {
 		n, readings := 0, 0
