@@ -234,7 +234,10 @@ func (c *wsClient) command(msg string) {
 		c.reply(`error: not authenticated: send "auth <JWT>" first`)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// One bound for all of a command's Redis calls (subscribe instance
+	// makes two): a Redis that answers the first slowly and then stops
+	// must not stretch the answer past the 3 s every request promises.
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	switch cmd {
 	case "sysinfo":
@@ -253,6 +256,10 @@ func (c *wsClient) command(msg string) {
 		c.reply(fmt.Sprintf("error: unknown command %q (commands: auth, sysinfo, subscribe, unsubscribe, servers, stats, ping)", truncate(cmd, 32)))
 	}
 }
+
+// commandTimeout bounds a WebSocket command's store calls together; the
+// store's own request budget (2.5 s without an answer) bounds each call.
+const commandTimeout = 2500 * time.Millisecond
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
