@@ -226,7 +226,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 		case <-c.notify:
 			f, moved := c.take()
 			if moved {
-				_ = write([]byte("event: moved\ndata: {\"error\":\"instance " + id + " changed owner; reconnect\"}\n\n"))
+				// The stream's own instance; a constant, so no path input
+				// reaches the body.
+				_ = write([]byte("event: moved\ndata: {\"error\":\"the instance changed owner; reconnect\"}\n\n"))
 				return
 			}
 			if f == nil {
