@@ -118,3 +118,46 @@ func TestInstanceOwnerChangeEndsLiveView(t *testing.T) {
 		t.Fatalf("new owner's first push: %s %v", p.Metric, err)
 	}
 }
+
+// TestInstanceTakenBackEndsLiveView: a derived instance id that web-2
+// claimed before ownership was enforced (a claim stored by older code) is
+// taken back by the server it derives from at its first report; web-2's
+// live viewer gets none of rep-1's samples.
+func TestInstanceTakenBackEndsLiveView(t *testing.T) {
+	e := newEnv(t, streamer.Config{})
+	ctx := context.Background()
+	owned := metric.InstanceUUID("rep-1", "postgres")
+	// The claim as the code before bindings stored it.
+	if err := e.store.Client().HSet(ctx, e.prefix+"instances", owned, `{"s":"web-2","n":"postgres"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ingest := func(server string, at time.Time, cpu float64) {
+		t.Helper()
+		s := sample(at, 10)
+		s.Instances[0].InstanceID, s.Instances[0].Name, s.Instances[0].CPUUsagePercent = owned, "postgres", cpu
+		res, err := e.store.Ingest(ctx, server, []metric.Sample{s})
+		if err != nil || res.Accepted != 1 || res.InstancesRefused != 0 {
+			t.Fatalf("ingest %s: %+v %v", server, res, err)
+		}
+	}
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	ingest("web-2", t0, 1)
+	c := e.dial()
+	c.auth(token(t, "web-2"))
+	if got := c.ask("subscribe instance " + owned); got != "ok" {
+		t.Fatalf("subscribe: %q", got)
+	}
+	c.waitPush(t0)
+	ch := e.store.InstanceChannel(owned)
+	eventually(t, "redis subscription", func() bool {
+		n, err := e.store.Client().PubSubNumSub(ctx, ch).Result()
+		return err == nil && n[ch] == 1
+	})
+	ingest("rep-1", t0.Add(10*time.Second), 77)
+	if got := c.read(); got != "error: instance "+owned+" changed owner; subscribe again" {
+		t.Fatalf("websocket after the take-back: %q", got)
+	}
+	if got := c.ask("ping"); got != "pong" {
+		t.Fatalf("after the take-back: %q", got)
+	}
+}
