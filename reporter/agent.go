@@ -302,13 +302,16 @@ func (a *Agent) noteSpool(sp *spool.Spool) {
 }
 
 // flush sends the spool's content in order, batch by batch, acknowledging
-// each batch the server accepted or refused as invalid data (400). Any other
+// each batch the server accepted, and each single sample it refused as
+// invalid data (400; a refused batch of several is halved until the
+// refused sample is alone, so it does not take valid ones along). Any other
 // failure keeps the batch: it waits (backoff or Retry-After; a long backoff
 // for 401/403) and tries the same batch again; with maxAttempts > 0 it gives
 // up after that many failed attempts (after the first 401/403) and returns an
 // error, with 0 it only stops when ctx ends.
 func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttempts int) error {
 	failures, authFailures := 0, 0
+	unsplit := 0 // batchSize before a 400 made us split, to return to
 	for {
 		recs, err := sp.Peek(batchSize, a.cfg.MaxBatchBytes)
 		if err != nil {
@@ -362,13 +365,27 @@ func (a *Agent) flush(ctx context.Context, sp *spool.Spool, batchSize, maxAttemp
 			}
 			fallthrough // one sample too large for the server: never deliverable
 		case permanent:
+			if len(recs) > 1 {
+				// One invalid sample (say, dated ahead after an NTP step)
+				// must not take the valid ones with it: halve until the
+				// refused one is alone.
+				if unsplit == 0 {
+					unsplit = batchSize
+				}
+				batchSize = len(recs) / 2
+				a.logger.Info("ingest refused the batch as invalid data; halving it to find the refused sample", "samples", len(recs), "err", res.err)
+				continue
+			}
 			// Only a verdict on the data itself (400, or 413 for one
-			// sample) lets a batch go.
+			// sample) lets a sample go.
 			if err := sp.Ack(recs[len(recs)-1].End); err != nil {
 				return err
 			}
 			a.rejected.Add(uint64(len(recs)))
-			a.logger.Error("ingest refused a batch as invalid data; it is dropped", "samples", len(recs), "status", res.status, "err", res.err, "hint", refusalHint(res.status))
+			a.logger.Error("ingest refused a sample as invalid data; it is dropped", "samples", len(recs), "status", res.status, "err", res.err, "hint", refusalHint(res.status))
+			if unsplit > 0 { // found it: back to whole batches
+				batchSize, unsplit = unsplit, 0
+			}
 			continue
 		case unauthorized:
 			// The key is refused (rotated, revoked, or the store lost it):

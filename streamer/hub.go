@@ -34,9 +34,10 @@ func (k kind) String() string {
 // frame is one metric ready for the wire, encoded once per message for
 // every client that receives it.
 type frame struct {
-	at  int64  // collectedAt, unix nanoseconds: orders frames per client (see supersedes)
-	ws  []byte // {"type":"server","id":"…","metric":{…}}
-	sse []byte // data: {…}\n\n (each stream writes its own "id:" line before it)
+	at     int64  // collectedAt, unix nanoseconds: orders frames per client (see supersedes)
+	server string // an instance metric's serverId: its owner when it was stored
+	ws     []byte // {"type":"server","id":"…","metric":{…}}
+	sse    []byte // data: {…}\n\n (each stream writes its own "id:" line before it)
 }
 
 // supersedes reports whether a frame collected at next replaces one
@@ -62,6 +63,7 @@ func supersedes(cur, next int64, now func() time.Time) bool {
 func newFrame(k kind, seriesID string, payload []byte) (*frame, error) {
 	var head struct {
 		ID          string    `json:"id"`
+		ServerID    string    `json:"serverId"`
 		CollectedAt time.Time `json:"collectedAt"`
 	}
 	if err := json.Unmarshal(payload, &head); err != nil {
@@ -92,7 +94,16 @@ func newFrame(k kind, seriesID string, payload []byte) (*frame, error) {
 	sse = append(sse, "data: "...)
 	sse = append(sse, payload...)
 	sse = append(sse, "\n\n"...)
-	return &frame{at: head.CollectedAt.UnixNano(), ws: ws, sse: sse}, nil
+	return &frame{at: head.CollectedAt.UnixNano(), server: head.ServerID, ws: ws, sse: sse}, nil
+}
+
+// movedFrom reports whether f, a frame of a topic of kind k, belongs to
+// another server than owner, the one a viewer's access was checked
+// against. An instance can change owner (an operator rebinds it; its
+// deriving server takes it back from a squatter), and a viewer allowed by
+// the old owner's scope must not see the new owner's samples.
+func (f *frame) movedFrom(k kind, owner string) bool {
+	return k == kindInstance && f.server != "" && f.server != owner
 }
 
 // subscriber receives a topic's frames. deliver must not block: it keeps

@@ -24,20 +24,29 @@ import (
 type sseClient struct {
 	notify chan struct{} // capacity 1: "pending has a frame"
 	now    func() time.Time
+	kind   kind
+	owner  string // an instance stream's server, whose scope let it in
 
 	mu      sync.Mutex
 	lastAt  int64  // collectedAt of the newest frame accepted (pending or written)
 	pending *frame // newest frame not yet written
+	moved   bool   // the instance changed owner: the stream ends
 }
 
 func (c *sseClient) deliver(f *frame) {
 	c.mu.Lock()
-	if !supersedes(c.lastAt, f.at, c.now) {
+	if c.moved || !supersedes(c.lastAt, f.at, c.now) {
 		c.mu.Unlock()
 		return
 	}
-	c.lastAt = f.at
-	c.pending = f
+	if f.movedFrom(c.kind, c.owner) {
+		// Access was checked against the old owner; a reconnect checks
+		// again.
+		c.moved, c.pending = true, nil
+	} else {
+		c.lastAt = f.at
+		c.pending = f
+	}
 	c.mu.Unlock()
 	select {
 	case c.notify <- struct{}{}:
@@ -45,13 +54,14 @@ func (c *sseClient) deliver(f *frame) {
 	}
 }
 
-// take returns the pending frame, if any, and clears it.
-func (c *sseClient) take() *frame {
+// take returns the pending frame, if any, and clears it, and whether the
+// instance changed owner.
+func (c *sseClient) take() (*frame, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.pending
 	c.pending = nil
-	return f
+	return f, c.moved
 }
 
 func (s *Server) serveServerSSE(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +78,7 @@ func (s *Server) serveServerSSE(w http.ResponseWriter, r *http.Request) {
 		s.sseError(w, r, err)
 		return
 	}
-	s.stream(w, r, claims, kindServer, id)
+	s.stream(w, r, claims, kindServer, id, id)
 }
 
 func (s *Server) serveInstanceSSE(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +92,7 @@ func (s *Server) serveInstanceSSE(w http.ResponseWriter, r *http.Request) {
 		s.sseError(w, r, err)
 		return
 	}
-	s.stream(w, r, claims, kindInstance, info.ID)
+	s.stream(w, r, claims, kindInstance, info.ID, info.ServerID)
 }
 
 // sseAuth verifies the token as the query function does: "Authorization:
@@ -119,15 +129,18 @@ func (s *Server) sseError(w http.ResponseWriter, r *http.Request, err error) {
 // as Last-Event-ID; a numeric one continues the sequence after it, so the
 // ids a page sees keep increasing across reconnects. There is no replay:
 // the stream always starts from the latest metric, history is REST's job.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Claims, k kind, id string) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Claims, k kind, id, owner string) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	first, err := s.hub.latest(ctx, k, id)
 	cancel()
+	if err == nil && first.movedFrom(k, owner) { // it moved since ReadInstance
+		err = metric.Errorf(metric.ErrUnavailable, "instance %s changed owner; reconnect", id)
+	}
 	if err != nil {
 		s.sseError(w, r, err)
 		return
 	}
-	c := &sseClient{notify: make(chan struct{}, 1), now: s.now}
+	c := &sseClient{notify: make(chan struct{}, 1), now: s.now, kind: k, owner: owner}
 	if !s.register(nil, c) {
 		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "server shutting down")
@@ -164,7 +177,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 
 	t := s.hub.join(k, id, c)
 	defer s.hub.leave(t, c)
-	if f := t.last.Load(); f != nil {
+	if f := t.last.Load(); f != nil && !f.movedFrom(k, owner) {
 		c.deliver(f) // newer than what we fetched, if a sample raced us
 	}
 
@@ -181,7 +194,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 	for {
 		select {
 		case <-c.notify:
-			f := c.take()
+			f, moved := c.take()
+			if moved {
+				// The stream's own instance; a constant, so no path input
+				// reaches the body.
+				_ = write([]byte("event: moved\ndata: {\"error\":\"the instance changed owner; reconnect\"}\n\n"))
+				return
+			}
 			if f == nil {
 				continue
 			}

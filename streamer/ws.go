@@ -68,10 +68,11 @@ type subKey struct {
 // or go back in time; pending holds the newest frame not yet written.
 type wsSub struct {
 	c        *wsClient
-	t        *topic
+	key      subKey
 	serverID string // the server whose scope covers it (an instance's server)
 
 	// Guarded by c.mu.
+	t       *topic // nil until hub.join returns
 	lastAt  int64
 	pending *frame
 	gone    bool // unsubscribed: nothing more is sent for it
@@ -235,7 +236,10 @@ func (c *wsClient) command(msg string) {
 		c.reply(`error: not authenticated: send "auth <JWT>" first`)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// One bound for all of a command's Redis calls (subscribe instance
+	// makes two): a Redis that answers the first slowly and then stops
+	// must not stretch the answer past the 3 s every request promises.
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	switch cmd {
 	case "sysinfo":
@@ -262,6 +266,10 @@ func (c *wsClient) command(msg string) {
 		c.reply(fmt.Sprintf("error: unknown command %q (commands: auth, sysinfo, subscribe, unsubscribe, servers, stats, ping)", truncate(cmd, 32)))
 	}
 }
+
+// commandTimeout bounds a WebSocket command's store calls together; the
+// store's own request budget (2.5 s without an answer) bounds each call.
+const commandTimeout = 2500 * time.Millisecond
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -412,10 +420,15 @@ func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []st
 		return
 	}
 	latest := c.s.hub.cached(k, id)
-	if latest == nil {
+	if latest == nil || latest.movedFrom(k, serverID) {
+		// A cached frame of a previous owner is not this viewer's to see.
 		f, err := c.s.hub.latest(ctx, k, id)
 		if err != nil {
 			c.replyError(err, "latest for subscribe")
+			return
+		}
+		if f.movedFrom(k, serverID) { // it moved between the two reads
+			c.reply(movedMessage(id))
 			return
 		}
 		latest = f
@@ -423,12 +436,13 @@ func (c *wsClient) subscribe(ctx context.Context, claims *auth.Claims, args []st
 	// "ok" goes first; then the latest and the live frames, in order (the
 	// subscription's lastAt drops a re-sent latest that is not newer).
 	c.reply("ok")
-	sub := &wsSub{c: c, serverID: serverID}
-	sub.t = c.s.hub.join(k, id, sub)
+	sub := &wsSub{c: c, key: key, serverID: serverID}
+	t := c.s.hub.join(k, id, sub)
 	c.mu.Lock()
-	if c.closed {
+	sub.t = t
+	if c.closed || sub.gone { // gone: it moved before we got here (see push)
 		c.mu.Unlock()
-		c.s.hub.leave(sub.t, sub)
+		c.s.hub.leave(t, sub)
 		return
 	}
 	if c.subs == nil {
@@ -529,6 +543,24 @@ func (c *wsClient) push(sub *wsSub, f *frame) {
 		if sub.gone || !supersedes(sub.lastAt, f.at, c.s.now) {
 			return
 		}
+		if f.movedFrom(sub.key.kind, sub.serverID) {
+			// The instance changed owner: its access was checked against
+			// the old one. Drop the subscription; a fresh subscribe checks
+			// again. The hub holds its lock while delivering, so leaving
+			// it is another goroutine's job (subscribe's own, when join
+			// has not returned yet).
+			sub.gone = true
+			sub.pending = nil
+			if c.subs[sub.key] == sub {
+				delete(c.subs, sub.key)
+			}
+			c.replies = append(c.replies, []byte(movedMessage(sub.key.id)))
+			if t := sub.t; t != nil {
+				go c.s.hub.leave(t, sub)
+			}
+			c.wakeLocked()
+			return
+		}
 		sub.lastAt = f.at
 		if sub.pending == nil {
 			c.dirty = append(c.dirty, sub)
@@ -544,6 +576,11 @@ func (c *wsClient) wakeLocked() {
 		c.writing = true
 		go c.writeLoop()
 	}
+}
+
+// movedMessage tells a WebSocket client that instance id changed owner.
+func movedMessage(id string) string {
+	return "error: instance " + id + " changed owner; subscribe again"
 }
 
 // writeLoop sends the queued replies, then each subscription's pending

@@ -86,6 +86,12 @@ func TestIngestThroughAPIGateway(t *testing.T) {
 		{"decompressed, and signed as JSON by its host", func(plain, _ []byte) events.APIGatewayV2HTTPRequest {
 			return gatewayEvent(e.server, e.key, plain, older, string(plain), false)
 		}, 202, ""},
+		{"a wrong key on base64 passed on without the flag is a 401", func(_, z []byte) events.APIGatewayV2HTTPRequest {
+			// Intact gzip under the base64: nothing changed in transit,
+			// the key is wrong (a 502 would have the reporter retry it
+			// forever as a transport fault).
+			return gatewayEvent(e.server, []byte("not-the-key"), z, reporter, base64.StdEncoding.EncodeToString(z), false)
+		}, 401, auth.SignatureMismatch},
 		{"a wrong key is still a 401", func(_, z []byte) events.APIGatewayV2HTTPRequest {
 			return gatewayEvent(e.server, []byte("not-the-key"), z, reporter, base64.StdEncoding.EncodeToString(z), true)
 		}, 401, auth.SignatureMismatch},

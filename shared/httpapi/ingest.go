@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +32,10 @@ const (
 	// times its decompressed size until it is stored (decoded samples,
 	// then the store's commands), so 24 MiB keeps a process under a
 	// 256 MiB limit however many hosts send at once (docs/PERFORMANCE.md,
-	// "Ingest memory per request"), while ordinary batches (a few KiB)
-	// never wait for each other.
+	// "Ingest memory per request"). Ordinary batches (up to
+	// smallBatchBytes) never wait behind heavy ones and have a sixth of it
+	// to themselves; a server has one heavy batch in flight at most (see
+	// budget), so no host can stall another's ingest.
 	DefaultDecodeBudget = 24 << 20
 	// DefaultBudgetWait is how long a batch waits for the budget before
 	// it is answered 503 + Retry-After (the reporter retries): well
@@ -86,7 +89,10 @@ func NewIngest(d IngestDeps) http.Handler {
 	if d.BudgetWait <= 0 {
 		d.BudgetWait = DefaultBudgetWait
 	}
-	h := &ingest{IngestDeps: d, budget: newBudget(d.DecodeBudget)}
+	// A sixth of the budget (4 MiB by default: 16 small batches at their
+	// largest) is kept for small batches, so heavy ones never hold up the
+	// ordinary traffic of every other host.
+	h := &ingest{IngestDeps: d, budget: newBudget(d.DecodeBudget, smallBatchBytes, d.DecodeBudget/6)}
 	return newMux(FunctionIngest, map[string]http.HandlerFunc{
 		"POST /api/ingest": h.serve,
 	}, d.Logger)
@@ -177,11 +183,11 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 		weight = gzipISize(body)
 	}
 	weight = min(max(weight, int64(len(body))), h.MaxDecodedBytes)
-	release, err := h.budget.acquire(r.Context(), weight, h.BudgetWait)
+	g, err := h.budget.acquire(r.Context(), serverID, weight, h.BudgetWait)
 	if err != nil {
 		return metric.IngestResult{}, err
 	}
-	defer release()
+	defer g.release() // with what the decoder took on top
 
 	var in io.Reader = bytes.NewReader(body)
 	if gzipped {
@@ -191,8 +197,7 @@ func (h *ingest) handle(r *http.Request, serverID string) (metric.IngestResult, 
 		}
 		in = zr
 	}
-	lr := &limitedReader{r: in, limit: h.MaxDecodedBytes, left: h.MaxDecodedBytes, reserved: weight, budget: h.budget}
-	defer lr.release()
+	lr := &limitedReader{r: in, limit: h.MaxDecodedBytes, left: h.MaxDecodedBytes, reserved: weight, grant: g}
 	batch, err := metric.DecodeBatchFrom(lr, serverID, now)
 	switch {
 	case lr.err != nil:
@@ -231,6 +236,11 @@ const storeChunkReadings = 4096
 // idempotently, so when a later chunk fails (Redis away) the reporter's
 // retry of the whole batch finds the earlier chunks as duplicates.
 func (h *ingest) store(ctx context.Context, serverID string, samples []metric.Sample) (metric.IngestResult, error) {
+	// The store orders samples only within a call; chunks must follow
+	// each other in time too, or a later chunk's older samples would
+	// replace a newer one dated ahead as the latest (see the store's
+	// rule for latest). Stable: equal instants keep body order.
+	slices.SortStableFunc(samples, func(a, b metric.Sample) int { return a.CollectedAt.Compare(b.CollectedAt) })
 	var total metric.IngestResult
 	for len(samples) > 0 {
 		n, readings := 0, 0
@@ -282,7 +292,8 @@ var (
 // key:
 //
 //   - still base64 (a gateway that did not decode its isBase64Encoded
-//     body): decoded and verified again; accepted if it verifies.
+//     body): decoded and verified again; accepted if it verifies, a wrong
+//     key (the original error) if it is intact gzip that does not.
 //   - not gzip at all (decompressed in transit): accepted if the signature
 //     verifies over it as it is, otherwise changed in transit.
 //   - gzip bytes that are now valid UTF-8 (delivered as text: every byte
@@ -312,6 +323,12 @@ func verifyBody(key []byte, ts, serverID string, raw []byte, sig string, gzipped
 		if n, derr := base64.StdEncoding.Decode(dec, bytes.TrimSpace(raw)); derr == nil {
 			if auth.VerifyRequest(key, ts, serverID, dec[:n], sig, now) == nil {
 				return dec[:n], true, nil
+			}
+			if _, gerr := gzip.NewReader(bytes.NewReader(dec[:n])); gerr == nil {
+				// Intact gzip under the base64, and the signature still
+				// fails: the key is wrong, not the transport (a 502 would
+				// have the reporter retry it as a transport fault).
+				return nil, false, err
 			}
 			return nil, false, transitError("it arrived base64-encoded: a proxy or API Gateway passed on its base64 form without decoding it")
 		}
@@ -371,7 +388,7 @@ type limitedReader struct {
 	r              io.Reader
 	limit, left    int64
 	read, reserved int64
-	budget         *budget
+	grant          *grant
 	extra          int64
 	err            error
 }
@@ -392,7 +409,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.left -= int64(n)
 	if over := l.read - l.reserved - l.extra; over > 0 {
 		more := max(over, 256<<10)
-		if !l.budget.tryAcquire(more) {
+		if !l.grant.more(more) {
 			l.err = metric.Errorf(metric.ErrUnavailable, "ingest is busy decoding other large batches; retry later")
 			return 0, l.err
 		}
@@ -408,12 +425,8 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (l *limitedReader) release() {
-	l.budget.release(l.extra)
-	l.extra = 0
-}
-
-// readLimited reads all of r, failing with ErrTooLarge past limit bytes.
+// readLimited reads all of r, failing with ErrTooLarge past limit bytes
+// and with 408 when the read fails otherwise.
 func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
@@ -421,7 +434,10 @@ func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, metric.Errorf(metric.ErrTooLarge, "%s: over the limit of %d bytes", what, limit)
 		}
-		return nil, metric.Errorf(metric.ErrInvalid, "%s: %s could not be read", what, what)
+		// The body stopped arriving (the server's read deadline, a reset
+		// connection): nothing is wrong with the data, so the sender must
+		// retry it, not drop it as a 400.
+		return nil, &statusError{status: http.StatusRequestTimeout, msg: what + ": could not be read in full (read timeout or connection lost); nothing was stored, send it again"}
 	}
 	if int64(len(b)) > limit {
 		return nil, metric.Errorf(metric.ErrTooLarge, "%s: over the limit of %d bytes", what, limit)
@@ -440,14 +456,32 @@ func safeID(id string) string {
 	return strings.ToValidUTF8(id, "?")
 }
 
-// budget is a weighted semaphore over decompressed bytes, first come first
-// served: a large batch waiting is not overtaken by later small ones
-// forever. A request larger than the whole budget takes all of it.
+// smallBatchBytes is the decoded size up to which a batch is small: a
+// reporter's ordinary batch (one sample, or a few minutes of spool) is a
+// few KiB to a few hundred. Small batches never queue behind heavy ones.
+const smallBatchBytes = 256 << 10
+
+// budget is a weighted semaphore over decompressed bytes with two lanes,
+// so that no host can stall another's ingest through it:
+//
+//   - heavy requests (over small bytes) may hold at most size-reserve
+//     between them, wait first come first served (a large batch waiting
+//     is not overtaken by later large ones forever), and a server has at
+//     most one heavy request holding or waiting: its second gets 503 at
+//     once. A request larger than the heavy lane takes all of it.
+//   - small requests take from the whole budget, including the reserve
+//     heavy ones cannot touch, and never wait behind a heavy one; they
+//     wait (first come first served among themselves) only when small
+//     ones fill the reserve and the rest is spent.
 type budget struct {
-	mu      sync.Mutex
-	size    int64
-	used    int64
-	waiters []*budgetWaiter
+	size, small, reserve int64
+
+	mu           sync.Mutex
+	used         int64 // by both lanes
+	heavyUsed    int64
+	smallWaiters []*budgetWaiter
+	heavyWaiters []*budgetWaiter
+	heavyServers map[string]struct{} // servers with a heavy request holding or waiting
 }
 
 type budgetWaiter struct {
@@ -455,28 +489,57 @@ type budgetWaiter struct {
 	ready chan struct{}
 }
 
-func newBudget(size int64) *budget { return &budget{size: size} }
+// newBudget returns a budget of size bytes whose requests up to small
+// bytes are small, with reserve bytes that only small ones may use.
+func newBudget(size, small, reserve int64) *budget {
+	reserve = min(reserve, size-1)
+	return &budget{size: size, small: small, reserve: max(reserve, 0), heavyServers: map[string]struct{}{}}
+}
 
-// acquire takes n bytes of the budget, waiting at most wait (or until ctx
-// ends); it returns the function that gives them back. When the wait runs
-// out the error is ErrUnavailable (503 + Retry-After).
-func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (func(), error) {
-	n = min(n, b.size)
+// grant is what acquire hands out: n bytes in one lane, plus what the
+// decoder takes on top (more), given back by release.
+type grant struct {
+	b      *budget
+	heavy  bool
+	server string
+	n      int64
+}
+
+// acquire takes n bytes of the budget for server, waiting at most wait (or
+// until ctx ends). When the wait runs out, or server already has a heavy
+// request in flight, the error is ErrUnavailable (503 + Retry-After).
+func (b *budget) acquire(ctx context.Context, server string, n int64, wait time.Duration) (*grant, error) {
+	heavy := n > b.small
+	if heavy {
+		n = min(n, b.size-b.reserve)
+	}
+	g := &grant{b: b, heavy: heavy, server: server, n: n}
 	b.mu.Lock()
-	if len(b.waiters) == 0 && b.used+n <= b.size {
-		b.used += n
+	if heavy {
+		if _, busy := b.heavyServers[server]; busy {
+			b.mu.Unlock()
+			return nil, metric.Errorf(metric.ErrUnavailable, "ingest is still decoding another large batch of this server; retry later")
+		}
+		b.heavyServers[server] = struct{}{}
+	}
+	queue := &b.smallWaiters
+	if heavy {
+		queue = &b.heavyWaiters
+	}
+	if len(*queue) == 0 && b.fitsLocked(heavy, n) {
+		b.takeLocked(heavy, n)
 		b.mu.Unlock()
-		return func() { b.release(n) }, nil
+		return g, nil
 	}
 	w := &budgetWaiter{n: n, ready: make(chan struct{})}
-	b.waiters = append(b.waiters, w)
+	*queue = append(*queue, w)
 	b.mu.Unlock()
 
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-w.ready:
-		return func() { b.release(n) }, nil
+		return g, nil
 	case <-ctx.Done():
 	case <-t.C:
 	}
@@ -485,13 +548,16 @@ func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (func
 	case <-w.ready:
 		// Granted while giving up: give it back.
 		b.mu.Unlock()
-		b.release(n)
+		g.release()
 	default:
-		for i, x := range b.waiters {
+		for i, x := range *queue {
 			if x == w {
-				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+				*queue = append((*queue)[:i], (*queue)[i+1:]...)
 				break
 			}
+		}
+		if heavy {
+			delete(b.heavyServers, server)
 		}
 		b.grantLocked() // the head may have changed
 		b.mu.Unlock()
@@ -499,35 +565,73 @@ func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (func
 	return nil, metric.Errorf(metric.ErrUnavailable, "ingest is busy decoding other large batches; retry later")
 }
 
-// tryAcquire takes n bytes only if they are free now and nobody waits.
-func (b *budget) tryAcquire(n int64) bool {
+func (b *budget) fitsLocked(heavy bool, n int64) bool {
+	if heavy {
+		return b.heavyUsed+n <= b.size-b.reserve && b.used+n <= b.size
+	}
+	return b.used+n <= b.size
+}
+
+func (b *budget) takeLocked(heavy bool, n int64) {
+	b.used += n
+	if heavy {
+		b.heavyUsed += n
+	}
+}
+
+// more takes n bytes more for g only if they are free now and nobody of
+// its lane waits. A small request that outgrows what it declared does not
+// take the reserve kept for the others.
+func (g *grant) more(n int64) bool {
+	b := g.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.waiters) == 0 && b.used+n <= b.size {
-		b.used += n
+	queue := b.smallWaiters
+	if g.heavy {
+		queue = b.heavyWaiters
+	}
+	fits := b.fitsLocked(g.heavy, n)
+	if !g.heavy {
+		fits = b.used+n <= b.size-b.reserve
+	}
+	if len(queue) == 0 && fits {
+		b.takeLocked(g.heavy, n)
+		g.n += n
 		return true
 	}
 	return false
 }
 
-func (b *budget) release(n int64) {
-	if n == 0 {
-		return
-	}
+// release gives back everything g holds.
+func (g *grant) release() {
+	b := g.b
 	b.mu.Lock()
-	b.used -= n
+	b.used -= g.n
+	if g.heavy {
+		b.heavyUsed -= g.n
+		delete(b.heavyServers, g.server)
+	}
+	g.n = 0
 	b.grantLocked()
 	b.mu.Unlock()
 }
 
+// grantLocked wakes waiters that now fit: small ones first, so a heavy
+// waiter never holds up a small one.
 func (b *budget) grantLocked() {
-	for len(b.waiters) > 0 {
-		w := b.waiters[0]
-		if b.used+w.n > b.size {
-			return
+	for _, heavy := range []bool{false, true} {
+		queue := &b.smallWaiters
+		if heavy {
+			queue = &b.heavyWaiters
 		}
-		b.used += w.n
-		b.waiters = b.waiters[1:]
-		close(w.ready)
+		for len(*queue) > 0 {
+			w := (*queue)[0]
+			if !b.fitsLocked(heavy, w.n) {
+				break
+			}
+			b.takeLocked(heavy, w.n)
+			*queue = (*queue)[1:]
+			close(w.ready)
+		}
 	}
 }
