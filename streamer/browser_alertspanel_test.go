@@ -173,6 +173,9 @@ func TestBrowserAlertsPanel(t *testing.T) {
 	// name, each with what it watches and where it notifies; the recent
 	// alerts; a Delete button per rule.
 	open("w", writer)
+	if got := eval(`document.getElementById('alertsBtn').getAttribute('aria-label')`); got != "Alerts, 1 firing" {
+		t.Errorf("Alerts button label %q", got)
+	}
 	if got := eval(rules); got != "cpu high,host down,web-1 disk" {
 		t.Fatalf("rules listed: %q", got)
 	}

@@ -846,6 +846,7 @@
     renderMarks();
     $('alertsBtnCount').hidden = firing.length === 0;
     $('alertsBtnCount').textContent = String(firing.length);
+    $('alertsBtn').setAttribute('aria-label', firing.length ? `Alerts, ${firing.length} firing` : 'Alerts');
     // The open panel's recent alerts follow the live transitions.
     if ($('alertsPanel').open) schedulePanelAlerts();
   }
