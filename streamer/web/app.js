@@ -66,8 +66,17 @@
     const el = $('toast');
     el.textContent = msg;
     el.hidden = false;
+    // A popover, shown again each time, so it stays above an open modal
+    // dialog (the alerts panel) rather than under its backdrop.
+    if (el.showPopover) {
+      if (el.matches(':popover-open')) el.hidePopover();
+      el.showPopover();
+    }
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+    toastTimer = setTimeout(() => {
+      el.hidden = true;
+      if (el.hidePopover && el.matches(':popover-open')) el.hidePopover();
+    }, 4000);
   }
   function setConn(st, text) {
     $('conn').dataset.state = st;
@@ -126,8 +135,8 @@
   class HTTPError extends Error {
     constructor(status, msg) { super(msg); this.status = status; }
   }
-  async function api(path) {
-    const res = await fetch(state.apiBase + path, { headers: { Authorization: 'Bearer ' + state.token } });
+  async function api(path, method) {
+    const res = await fetch(state.apiBase + path, { method: method || 'GET', headers: { Authorization: 'Bearer ' + state.token } });
     let body = null;
     try { body = await res.json(); } catch (_) { /* not JSON */ }
     if (!res.ok) throw new HTTPError(res.status, (body && body.error) || res.statusText);
@@ -300,6 +309,7 @@
       b.querySelector('.sdot').className = 'sdot ' + (down ? 'down' : freshness(now - t));
       b.title = `${s.id} · ${(s.instances || []).length} instances · ${down ? 'down, ' : ''}last sample ${new Date(t).toLocaleString()}`;
     }
+    if ($('alertsPanel').open) tickAlertsPanel(now);
     const u = $('updated');
     const cur = byId.get(state.server);
     const down = !!cur && isDown(cur, now);
@@ -834,6 +844,11 @@
     }
     if (firing.length > 8) list.append(el('span', 'alert-more', `+${firing.length - 8} more`));
     renderMarks();
+    $('alertsBtnCount').hidden = firing.length === 0;
+    $('alertsBtnCount').textContent = String(firing.length);
+    $('alertsBtn').setAttribute('aria-label', firing.length ? `Alerts, ${firing.length} firing` : 'Alerts');
+    // The open panel's recent alerts follow the live transitions.
+    if ($('alertsPanel').open) schedulePanelAlerts();
   }
   // renderMarks puts each host's firing (or else pending) count beside it.
   function renderMarks() {
@@ -853,6 +868,201 @@
     }
   }
 
+  // ---------- alerts panel ----------
+  // The rules the token may read and the recent alerts, from REST. Delete
+  // buttons appear only for a token whose scope claim has alerts:write;
+  // the claim is decoded here for that alone (the server checks the
+  // signature and the scope on every request).
+  function tokenScopes() {
+    try {
+      const part = state.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const json = decodeURIComponent([...atob(part)].map((c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''));
+      const scope = JSON.parse(json).scope;
+      return typeof scope === 'string' ? scope.split(/\s+/).filter(Boolean) : [];
+    } catch (_) {
+      return [];
+    }
+  }
+  const canWriteAlerts = () => tokenScopes().includes('alerts:write');
+
+  let panelGen = 0, panelAlertsTimer = null;
+  function openAlertsPanel() {
+    const d = $('alertsPanel');
+    if (!d.open) d.showModal();
+    loadAlertsPanel();
+  }
+  $('alertsBtn').addEventListener('click', openAlertsPanel);
+  $('alertsClose').addEventListener('click', () => $('alertsPanel').close());
+  // A click on the backdrop (outside the panel's box) closes it too.
+  $('alertsPanel').addEventListener('click', (ev) => {
+    const d = $('alertsPanel');
+    if (ev.target !== d) return;
+    const r = d.getBoundingClientRect();
+    if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) d.close();
+  });
+  $('alertsPanel').addEventListener('close', () => { clearTimeout(panelAlertsTimer); $('alertsBtn').focus(); });
+
+  async function loadAlertsPanel() {
+    const gen = ++panelGen;
+    const write = canWriteAlerts();
+    document.body.dataset.alertsWrite = String(write);
+    $('alertsAccess').textContent = write
+      ? 'This token may change alert rules (scope alerts:write).'
+      : 'Read-only: changing rules needs a token with the scope alerts:write.';
+    $('alertsPanel').dataset.loaded = 'false';
+    if (!state.token) {
+      $('rulesList').replaceChildren();
+      $('recentList').replaceChildren();
+      panelNote('rulesNote', 'No token.');
+      panelNote('recentNote', '');
+      return;
+    }
+    panelNote('rulesNote', 'Loading rules…');
+    panelNote('recentNote', 'Loading alerts…');
+    const [rules, alerts] = await Promise.allSettled([api('/api/alerts/rules'), api('/api/alerts')]);
+    if (gen !== panelGen) return; // reopened or the token changed meanwhile
+    if (rules.status === 'fulfilled') renderRules(rules.value.rules || [], write);
+    else panelFailed(rules.reason, 'rulesNote', 'rulesList');
+    if (alerts.status === 'fulfilled') renderRecent(alerts.value.alerts || []);
+    else panelFailed(alerts.reason, 'recentNote', 'recentList');
+    $('alertsPanel').dataset.loaded = 'true';
+  }
+  function panelNote(id, text) {
+    $(id).textContent = text;
+    $(id).hidden = !text;
+  }
+  function panelFailed(err, note, list) {
+    $(list).replaceChildren();
+    panelNote(note, `Can’t load: ${err.message}`);
+    if (err instanceof HTTPError && err.status === 401) refuse(err.message);
+  }
+  // schedulePanelAlerts re-reads the recent alerts once a burst of live
+  // transitions has passed.
+  function schedulePanelAlerts() {
+    clearTimeout(panelAlertsTimer);
+    panelAlertsTimer = setTimeout(async () => {
+      const gen = panelGen;
+      let r;
+      try { r = await api('/api/alerts'); } catch (_) { return; } // the next transition retries
+      if (gen === panelGen && $('alertsPanel').open) renderRecent(r.alerts || []);
+    }, 500);
+  }
+
+  // ruleCondition is a rule's condition in words: "cpuUsagePercent > 90
+  // for 2m", "no data for 30s".
+  function ruleCondition(r) {
+    const dur = r.for && r.for !== '0s' ? ` for ${r.for}` : '';
+    if (r.metric === 'nodata') return `no data${dur || ' (any silence)'} beyond the reporting interval`;
+    let s = `${r.metric} ${r.op} ${r.value}${dur}`;
+    if (r.clear != null) s += ` · clears at ${r.clear}`;
+    return s;
+  }
+  function ruleMeta(dl, label, values) {
+    dl.append(el('dt', '', label));
+    const dd = el('dd');
+    if (!values || values.length === 0) dd.append(el('span', 'none', 'none'));
+    for (const v of values || []) dd.append(el('code', 'chip', v));
+    dl.append(dd);
+  }
+  function renderRules(rules, write) {
+    rules.sort((a, b) => (a.name || '').localeCompare(b.name || '', undefined, { numeric: true }) || a.id.localeCompare(b.id));
+    const ul = $('rulesList');
+    ul.replaceChildren();
+    $('rulesCount').textContent = rules.length ? String(rules.length) : '';
+    panelNote('rulesNote', rules.length ? '' : 'No rules this token may read.');
+    for (const r of rules) {
+      const li = el('li', 'rule');
+      li.dataset.rule = r.id;
+      const main = el('div', 'rule-main');
+      main.append(el('div', 'rule-name', r.name), el('div', 'rule-cond', ruleCondition(r)));
+      const dl = el('dl', 'rule-meta');
+      ruleMeta(dl, 'Servers', r.servers);
+      if (r.instances && r.instances.length) ruleMeta(dl, 'Instances', r.instances);
+      ruleMeta(dl, 'Channels', r.channels);
+      if (r.repeat && r.repeat !== '0s') ruleMeta(dl, 'Repeat', [r.repeat]);
+      main.append(dl);
+      li.append(main);
+      if (write) {
+        const act = el('div', 'rule-actions');
+        li.append(act);
+        ruleDeleteButton(r, act);
+      }
+      ul.append(li);
+    }
+  }
+  // ruleDeleteButton asks first: Delete turns into "Delete “name”?" with
+  // Cancel (focused) and a second Delete that calls the API.
+  function ruleDeleteButton(r, act) {
+    const del = el('button', 'btn danger small', 'Delete');
+    del.type = 'button';
+    del.dataset.action = 'delete';
+    del.setAttribute('aria-label', `Delete rule ${r.name}`);
+    del.addEventListener('click', () => {
+      const q = el('span', 'confirm-q', `Delete “${r.name}”?`);
+      const cancel = el('button', 'btn ghost small', 'Cancel');
+      cancel.type = 'button';
+      cancel.dataset.action = 'cancel';
+      const yes = el('button', 'btn danger small', 'Delete');
+      yes.type = 'button';
+      yes.dataset.action = 'confirm';
+      yes.setAttribute('aria-label', `Confirm: delete rule ${r.name}`);
+      cancel.addEventListener('click', () => { act.replaceChildren(); ruleDeleteButton(r, act); act.querySelector('button').focus(); });
+      yes.addEventListener('click', () => deleteRule(r, act, yes));
+      act.replaceChildren(q, cancel, yes);
+      cancel.focus();
+    });
+    act.replaceChildren(del);
+  }
+  async function deleteRule(r, act, btn) {
+    for (const b of act.querySelectorAll('button')) b.disabled = true;
+    btn.textContent = 'Deleting…';
+    try {
+      await api(`/api/alerts/rules/${encodeURIComponent(r.id)}`, 'DELETE');
+    } catch (err) {
+      if (err instanceof HTTPError && err.status === 401) { refuse(err.message); return; }
+      toast(err instanceof HTTPError && err.status === 403
+        ? `Not allowed to delete “${r.name}”: ${err.message}`
+        : `Delete “${r.name}”: ${err.message}`);
+      act.replaceChildren();
+      ruleDeleteButton(r, act);
+      // A rule already gone elsewhere leaves the list on the reload.
+      if (err instanceof HTTPError && err.status === 404) loadAlertsPanel();
+      return;
+    }
+    toast(`Rule “${r.name}” deleted.`);
+    loadAlertsPanel();
+  }
+
+  const STATE_ORDER = { firing: 0, pending: 1, resolved: 2 };
+  function renderRecent(alerts) {
+    alerts.sort((a, b) => (STATE_ORDER[a.state] ?? 3) - (STATE_ORDER[b.state] ?? 3) || Date.parse(b.since) - Date.parse(a.since));
+    const ul = $('recentList');
+    ul.replaceChildren();
+    $('recentCount').textContent = alerts.length ? String(alerts.length) : '';
+    panelNote('recentNote', alerts.length ? '' : 'Nothing firing, pending or resolved in the last 7 days.');
+    const now = Date.now();
+    const MAX = 100;
+    for (const a of alerts.slice(0, MAX)) {
+      const li = el('li', 'recent');
+      li.dataset.state = a.state;
+      li.dataset.key = a.key;
+      const since = el('time', 'recent-since', ago(Date.parse(a.since), now));
+      since.dateTime = a.since;
+      since.title = new Date(a.since).toLocaleString();
+      li.append(
+        el('span', 'pill ' + a.state, a.state + (a.silenced ? ' · silenced' : '')),
+        el('span', 'recent-rule', a.rule || a.metric),
+        el('span', 'recent-series', seriesName(a)),
+        since,
+      );
+      ul.append(li);
+    }
+    if (alerts.length > MAX) ul.append(el('li', 'note', `+${alerts.length - MAX} more (GET /api/alerts lists them all)`));
+  }
+  function tickAlertsPanel(now) {
+    for (const t of $('recentList').querySelectorAll('time.recent-since')) t.textContent = ago(Date.parse(t.dateTime), now);
+  }
+
   // ---------- start ----------
   function restart() {
     state.server = '';
@@ -867,6 +1077,7 @@
     for (const c of Object.values(state.charts)) c.destroy();
     state.charts = {};
     renderServers();
+    if ($('alertsPanel').open) loadAlertsPanel(); // with the new token
     if (ws) { wsGen++; ws.close(); }
     if (!state.token) { setConn('offline', 'no token'); showTokenDialog(); return; }
     connectWS();
