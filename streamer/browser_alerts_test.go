@@ -121,6 +121,9 @@ func TestBrowserAlertsAndDown(t *testing.T) {
 
 	// db-1 goes silent past its deadline: a no-data rule fires, pushed to
 	// the open page; the banner grows, and its item opens db-1, shown down.
+	// web-1 reports again first: on a slow machine the page's start can
+	// outlast its 10 s interval, and the rule would find it pending too.
+	e.ingest("web-1", sample(time.Now(), 96))
 	e.rule(`{"name":"host down","metric":"nodata","for":"30s","servers":["*"],"channels":[]}`)
 	if st := e.evaluate(); st.Transitions != 1 {
 		t.Fatalf("evaluate: %+v", st)
