@@ -1,7 +1,7 @@
 // Command vitalsctl is the Vitals ops CLI: it enrolls, lists and revokes
 // hosts (their HMAC signing keys live in Redis), binds configured instance
-// ids to servers, and issues and inspects user tokens (JWTs signed with
-// VITALS_JWT_SECRET).
+// ids to servers, manages alert rules, channels and silences, and issues
+// and inspects user tokens (JWTs signed with VITALS_JWT_SECRET).
 //
 // Configuration comes from the same VITALS_* environment the functions read;
 // flags override it. Run `vitalsctl help` for usage.
@@ -69,7 +69,7 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-const usage = `vitalsctl manages Vitals host keys, instance bindings and user tokens.
+const usage = `vitalsctl manages Vitals host keys, instance bindings, alerting and user tokens.
 
 Usage:
   vitalsctl host add <serverId> [--rotate] [--ingest-url URL]
@@ -80,6 +80,18 @@ Usage:
                                              let a server report a configured (not derived) instance id
   vitalsctl instance unbind <instanceId>     stop that; its history stays until retention expires it
   vitalsctl instance list [--json]           the bindings
+  vitalsctl alert rule add <file.json|->     add an alert rule (JSON as POST /api/alerts/rules takes); prints its id
+  vitalsctl alert rule list [--json]         the rules
+  vitalsctl alert rule rm <id>               delete a rule
+  vitalsctl alert channel add <name> <url|->
+                                             add a notification channel (shoutrrr or webhook+https:// URL;
+                                             '-' reads it from stdin); a webhook's secret is printed once
+  vitalsctl alert channel list [--json]      the channels: kind and redacted target, never URL or secret
+  vitalsctl alert channel rm <name>          delete a channel
+  vitalsctl alert silence add --servers a,b [--rules id,..] --until RFC3339|--for 2h [--comment TEXT]
+                                             suppress notifications (state is still kept); prints its id
+  vitalsctl alert silence list [--json]      the active silences
+  vitalsctl alert silence rm <id>            end a silence now
   vitalsctl token issue --servers a,b|'*' [--scope alerts:write] [--ttl 24h] [--issuer ISS] [--audience AUD]
                                              mint a user token (HS256, needs VITALS_JWT_SECRET)
   vitalsctl token verify <token|->           check a token and print its claims ('-' reads stdin)
@@ -93,6 +105,10 @@ An instance id derived from the server id and the instance name (the
 reporter's default) is that server's and needs no binding. Any other id is
 stored only for the server it is bound to; binding it to another server
 moves it there.
+
+The alert commands change Redis directly (no token needed) and check
+rules, channels and silences with the same code as /api/alerts; list
+--json prints the same JSON as the API's GET.
 
 Environment (flags of the same meaning override it):
   VITALS_REDIS_URL      --redis-url      Redis for host keys; a comma-separated list means
@@ -135,6 +151,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usagef("unknown host subcommand %q (want add, list or revoke)", rest[0])
 	case "instance", "instances":
 		return instanceCmd(ctx, rest, getenv, stdout, stderr)
+	case "alert", "alerts":
+		return alertCmd(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		if len(rest) == 0 {
 			return usagef("token needs a subcommand: issue or verify")

@@ -33,8 +33,11 @@ const (
 	MaxGroupWindow     = 10 * time.Minute
 	MinRepeat          = time.Minute
 	MaxFor             = 7 * 24 * time.Hour
-	maxNameLen         = 100
-	maxSelectors       = 100
+	// MaxBody bounds a rule, channel or silence body, over the API and
+	// from vitalsctl alike.
+	MaxBody      = 64 << 10
+	maxNameLen   = 100
+	maxSelectors = 100
 )
 
 // Op is a threshold comparison.

@@ -2,7 +2,10 @@ package alert
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	"github.com/vitals-dev/vitals/shared/metric"
 )
 
 // ResolvedKept is how long GET /api/alerts lists resolved alerts.
@@ -71,6 +74,25 @@ type Store interface {
 	Retry(ctx context.Context, m Message, d Delivery, at time.Time) error
 	// NextDue is when the earliest queued message comes due (zero if none).
 	NextDue(ctx context.Context) (time.Time, error)
+}
+
+// CheckChannels reports the first of r's channels that st does not have
+// (ErrInvalid naming "channels[i]"): a rule naming a missing channel
+// would notify no one. The REST API and vitalsctl both check rules with it.
+func CheckChannels(ctx context.Context, st Store, r *Rule) error {
+	if len(r.Channels) == 0 {
+		return nil
+	}
+	chans, err := st.Channels(ctx)
+	if err != nil {
+		return err
+	}
+	for i, name := range r.Channels {
+		if !slices.ContainsFunc(chans, func(ch Channel) bool { return ch.Name == name }) {
+			return metric.Errorf(metric.ErrInvalid, "channels[%d]: no channel named %q (create it first: POST /api/alerts/channels or vitalsctl alert channel add)", i, name)
+		}
+	}
+	return nil
 }
 
 // Pass is the alert side of one evaluation pass.

@@ -31,7 +31,7 @@ type AlertDeps struct {
 }
 
 // maxAlertBody bounds a rule, channel or silence body.
-const maxAlertBody = 64 << 10
+const maxAlertBody = alert.MaxBody
 
 // Access, for every alert route:
 //   - reading follows the token's servers claim: a scoped token sees only
@@ -205,16 +205,8 @@ func decodeRule(r *http.Request, c *auth.Claims, d *AlertDeps) (alert.Rule, erro
 	if !alert.OnlyServers(rule.Servers, c.CanRead) {
 		return rule, metric.Errorf(metric.ErrForbidden, "servers: this token may only make rules naming servers it may read, without globs")
 	}
-	if len(rule.Channels) > 0 {
-		chans, err := d.Store.Channels(r.Context())
-		if err != nil {
-			return rule, err
-		}
-		for i, name := range rule.Channels {
-			if !slices.ContainsFunc(chans, func(ch alert.Channel) bool { return ch.Name == name }) {
-				return rule, metric.Errorf(metric.ErrInvalid, "channels[%d]: no channel named %q (create it with POST /api/alerts/channels)", i, name)
-			}
-		}
+	if err := alert.CheckChannels(r.Context(), d.Store, &rule); err != nil {
+		return rule, err
 	}
 	return rule, nil
 }
