@@ -169,7 +169,7 @@ func readArg(path, what string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", what, err)
 		}
-		defer f.Close()
+		defer f.Close() //nolint:errcheck // read-only; a close error loses nothing
 		r = f
 	}
 	b, err := io.ReadAll(io.LimitReader(r, alert.MaxBody+1))
