@@ -13,7 +13,6 @@ import (
 
 	"github.com/vitals-dev/vitals/shared/alert"
 	"github.com/vitals-dev/vitals/shared/auth"
-	"github.com/vitals-dev/vitals/shared/httpapi"
 	"github.com/vitals-dev/vitals/shared/metric"
 )
 
@@ -453,18 +452,11 @@ func (s *Server) serveAlertsSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	c.q.held = false
 	c.mu.Unlock()
-	if !s.register(nil, nil) {
-		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
-		writeError(w, http.StatusServiceUnavailable, "server shutting down")
+	sw, done, ok := s.openSSE(w, nil)
+	if !ok {
 		return
 	}
-	defer s.unregister(nil, nil)
-	s.stats.sseOpened.Add(1)
-	s.stats.sseOpen.Add(1)
-	defer s.stats.sseOpen.Add(-1)
-
-	sw := s.startSSE(w)
-	defer sw.end()
+	defer done()
 	write := sw.write
 	seq := lastEventID(r)
 	var idBuf []byte

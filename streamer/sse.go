@@ -141,18 +141,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 		return
 	}
 	c := &sseClient{notify: make(chan struct{}, 1), now: s.now, kind: k, owner: owner}
-	if !s.register(nil, c) {
-		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
-		writeError(w, http.StatusServiceUnavailable, "server shutting down")
+	sw, done, ok := s.openSSE(w, c)
+	if !ok {
 		return
 	}
-	defer s.unregister(nil, c)
-	s.stats.sseOpened.Add(1)
-	s.stats.sseOpen.Add(1)
-	defer s.stats.sseOpen.Add(-1)
-
-	sw := s.startSSE(w)
-	defer sw.end()
+	defer done()
 	write := sw.write
 	seq := lastEventID(r)
 	var idBuf []byte
@@ -260,6 +253,25 @@ type sseWriter struct {
 	w    http.ResponseWriter
 	rc   *http.ResponseController
 	slow bool
+}
+
+// openSSE registers an event stream (c is nil for one that follows no
+// series), counts it and sends its headers; done undoes that when the
+// stream ends. Not ok: the server is shutting down and has answered 503.
+func (s *Server) openSSE(w http.ResponseWriter, c *sseClient) (sw *sseWriter, done func(), ok bool) {
+	if !s.register(nil, c) {
+		w.Header().Set("Retry-After", httpapi.RetryAfterSeconds)
+		writeError(w, http.StatusServiceUnavailable, "server shutting down")
+		return nil, nil, false
+	}
+	s.stats.sseOpened.Add(1)
+	s.stats.sseOpen.Add(1)
+	sw = s.startSSE(w)
+	return sw, func() {
+		sw.end()
+		s.stats.sseOpen.Add(-1)
+		s.unregister(nil, c)
+	}, true
 }
 
 // startSSE sends an event stream's headers.
