@@ -493,14 +493,14 @@ func (s *Server) serveAlertsSSE(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-heartbeat.C:
-			if !write([]byte(": heartbeat\n\n")) {
+			if !write(sseHeartbeat) {
 				return
 			}
 		case <-expired:
-			_ = write([]byte("event: expired\ndata: {\"error\":\"token expired\"}\n\n"))
+			_ = write(sseExpired)
 			return
 		case <-s.done:
-			_ = write([]byte(": server shutting down\n\n"))
+			_ = write(sseShutdown)
 			return
 		case <-r.Context().Done():
 			return

@@ -209,14 +209,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, claims *auth.Cla
 			}
 			resend.Reset(s.cfg.SSEInterval)
 		case <-heartbeat.C:
-			if !write([]byte(": heartbeat\n\n")) {
+			if !write(sseHeartbeat) {
 				return
 			}
 		case <-expired:
-			_ = write([]byte("event: expired\ndata: {\"error\":\"token expired\"}\n\n"))
+			_ = write(sseExpired)
 			return
 		case <-s.done:
-			_ = write([]byte(": server shutting down\n\n"))
+			_ = write(sseShutdown)
 			return
 		case <-r.Context().Done():
 			return
@@ -244,6 +244,14 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
+
+// What every event stream sends besides its events: a heartbeat comment
+// that keeps proxies open, the end of a token's validity, and shutdown.
+var (
+	sseHeartbeat = []byte(": heartbeat\n\n")
+	sseExpired   = []byte("event: expired\ndata: {\"error\":\"token expired\"}\n\n")
+	sseShutdown  = []byte(": server shutting down\n\n")
+)
 
 // sseWriter writes one event stream: each write is bounded by WriteTimeout,
 // and a client that does not read within it is slow, counted and logged
