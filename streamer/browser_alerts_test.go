@@ -3,8 +3,6 @@ package streamer_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,32 +43,9 @@ func TestBrowserAlertsAndDown(t *testing.T) {
 	}
 
 	query := httpapi.NewQuery(httpapi.QueryDeps{Store: e.store, Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
-	mux := http.NewServeMux()
-	for _, rt := range httpapi.Routes() {
-		if rt.Function == httpapi.FunctionQuery {
-			mux.Handle(rt.Method+" "+rt.Path, query)
-		}
-	}
-	mux.Handle("/", e.srv.Handler())
-	site := httptest.NewServer(mux)
-	defer site.Close()
+	siteURL := oneOrigin(t, e, query)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx0, opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	ctx := newChromium(t, chrome, 1400, 1000, 90*time.Second)
 	wait := func(expr string) chromedp.Action[chromedp.Void] {
 		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(30*time.Second))
 	}
@@ -93,7 +68,7 @@ func TestBrowserAlertsAndDown(t *testing.T) {
 
 	// The banner names the firing alert; web-1 has a mark, db-1 none.
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(site.URL+"/#server=web-1&token="+token(t, "*")),
+		chromedp.Navigate(siteURL+"/#server=web-1&token="+token(t, "*")),
 		chromedp.WaitVisible("#detail"),
 		wait(`document.getElementById('conn').dataset.state === 'live'`),
 		wait(`document.body.dataset.firing === '1'`),

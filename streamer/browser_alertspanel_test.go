@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,15 +53,7 @@ func TestBrowserAlertsPanel(t *testing.T) {
 		Store: e.store, Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 		Alerts: &httpapi.AlertDeps{Store: e.alerts, Sender: notify.New("", nil)},
 	})
-	mux := http.NewServeMux()
-	for _, rt := range httpapi.Routes() {
-		if rt.Function == httpapi.FunctionQuery {
-			mux.Handle(rt.Method+" "+rt.Path, query)
-		}
-	}
-	mux.Handle("/", e.srv.Handler())
-	site := httptest.NewServer(mux)
-	defer site.Close()
+	siteURL := oneOrigin(t, e, query)
 
 	scoped := func(scope string, servers ...string) string {
 		tok, err := auth.IssueScopedToken(secret, servers, scope, time.Hour, "", "", time.Now())
@@ -74,7 +65,7 @@ func TestBrowserAlertsPanel(t *testing.T) {
 	writer, reader, webWriter := scoped(auth.ScopeAlertsWrite, "*"), token(t, "*"), scoped(auth.ScopeAlertsWrite, "web-1")
 	post := func(path, body string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, site.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, siteURL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+writer)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -92,22 +83,7 @@ func TestBrowserAlertsPanel(t *testing.T) {
 	// Only this one is readable by a token for web-1 alone (no globs).
 	web := e.rule(`{"name":"web-1 disk","metric":"diskUsagePercent","op":">=","value":95,"for":"5m","servers":["web-1"],"channels":[]}`)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx0, opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelT()
+	ctx := newChromium(t, chrome, 1400, 1000, 120*time.Second)
 
 	var mu sync.Mutex
 	var jsErrors []string
@@ -158,7 +134,7 @@ func TestBrowserAlertsPanel(t *testing.T) {
 	open := func(tag, tok string) {
 		t.Helper()
 		err := chromedp.Do(ctx,
-			chromedp.Navigate(site.URL+"/?"+tag+"#server=web-1&token="+tok),
+			chromedp.Navigate(siteURL+"/?"+tag+"#server=web-1&token="+tok),
 			wait(`document.getElementById('conn').dataset.state === 'live' && document.body.dataset.firing === '1'`),
 			chromedp.Focus("#alertsBtn"),
 			chromedp.KeyEvent(kb.Enter),

@@ -39,37 +39,11 @@ func newBrowserSite(t *testing.T) *browserSite {
 	e := newEnv(t, streamer.Config{PingInterval: time.Hour})
 	v, _ := auth.NewVerifier(auth.VerifierConfig{Secret: secret})
 	query := httpapi.NewQuery(httpapi.QueryDeps{Store: e.store, Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
-	mux := http.NewServeMux()
-	for _, rt := range httpapi.Routes() {
-		if rt.Function == httpapi.FunctionQuery {
-			mux.Handle(rt.Method+" "+rt.Path, query)
-		}
-	}
-	mux.Handle("/", e.srv.Handler())
-	site := httptest.NewServer(mux)
-	t.Cleanup(site.Close)
+	siteURL := oneOrigin(t, e, query)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(cancelT)
+	ctx := newChromium(t, chrome, 1200, 900, 120*time.Second)
 
-	b := &browserSite{e: e, url: site.URL, ctx: ctx}
+	b := &browserSite{e: e, url: siteURL, ctx: ctx}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()

@@ -47,6 +47,50 @@ func chromiumPath(t *testing.T) string {
 // sample and sees the CPU tile change over the WebSocket, switches the
 // period, and saves screenshots (light and dark) to a temp dir, or to
 // VITALS_SCREENSHOT_DIR when set.
+// oneOrigin serves the page, the streamer and the REST routes (query) on
+// one origin, mounted as localdev does, until the test ends; it returns
+// the site's URL.
+func oneOrigin(t *testing.T, e *env, query http.Handler) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	for _, rt := range httpapi.Routes() {
+		if rt.Function == httpapi.FunctionQuery {
+			mux.Handle(rt.Method+" "+rt.Path, query)
+		}
+	}
+	mux.Handle("/", e.srv.Handler())
+	site := httptest.NewServer(mux)
+	t.Cleanup(site.Close)
+	return site.URL
+}
+
+// newChromium starts a headless Chromium (chrome) with a window of w × h
+// and a fresh profile, closed when the test ends; its context ends after
+// timeout.
+func newChromium(t *testing.T, chrome string, w, h int, timeout time.Duration) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(w, h),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, timeout)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
 func TestBrowserLiveView(t *testing.T) {
 	chrome := chromiumPath(t)
 	e := newEnv(t, streamer.Config{})
@@ -84,35 +128,9 @@ func TestBrowserLiveView(t *testing.T) {
 	// One origin, mounted as localdev does: the real query function for
 	// the REST routes, the streamer for its own and the page.
 	query := httpapi.NewQuery(httpapi.QueryDeps{Store: e.store, Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
-	mux := http.NewServeMux()
-	for _, rt := range httpapi.Routes() {
-		if rt.Function == httpapi.FunctionQuery {
-			mux.Handle(rt.Method+" "+rt.Path, query)
-		}
-	}
-	mux.Handle("/", e.srv.Handler())
-	site := httptest.NewServer(mux)
-	defer site.Close()
+	siteURL := oneOrigin(t, e, query)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	ctx := newChromium(t, chrome, 1400, 1000, 90*time.Second)
 
 	var mu sync.Mutex
 	var jsErrors []string
@@ -170,7 +188,7 @@ func TestBrowserLiveView(t *testing.T) {
 
 	tok := token(t, "*")
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(site.URL+"/#token="+tok),
+		chromedp.Navigate(siteURL+"/#token="+tok),
 		chromedp.WaitVisible("#detail"),
 		wait(`document.body.dataset.period === '1h' && Number(document.body.dataset.points) > 100`),
 		wait(`document.getElementById('conn').dataset.state === 'live'`),
@@ -298,7 +316,7 @@ func TestBrowserLiveView(t *testing.T) {
 
 	// A token that may read no server: "No servers yet", no token prompt.
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(site.URL+"/?empty#token="+token(t, "nobody")),
+		chromedp.Navigate(siteURL+"/?empty#token="+token(t, "nobody")),
 		wait(`document.body.dataset.view === 'no-servers'`),
 	)
 	if err != nil {
@@ -313,7 +331,7 @@ func TestBrowserLiveView(t *testing.T) {
 
 	// A token the server refuses: the prompt, with the reason.
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(site.URL+"/?refused#token=not.a.jwt"),
+		chromedp.Navigate(siteURL+"/?refused#token=not.a.jwt"),
 		wait(`document.body.dataset.view === 'refused' && document.getElementById('tokenDialog').open`),
 	)
 	if err != nil {
