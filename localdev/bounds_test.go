@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 
@@ -17,25 +16,7 @@ import (
 // header timeout).
 func TestServerBounds(t *testing.T) {
 	r := redistest.New(t)
-	addr := freeAddr(t)
-	env := map[string]string{
-		"VITALS_ADDR":         addr,
-		"VITALS_REDIS_URL":    r.URL,
-		"VITALS_REDIS_PREFIX": r.Prefix,
-		"VITALS_SERVER_ID":    "localdev-bounds",
-		"VITALS_LOCALDEV_DIR": t.TempDir(),
-		"VITALS_JWT_SECRET":   "test-secret-test-secret-test-secret",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &testlog.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, out, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	addr, out := startStack(t, r, "localdev-bounds", "")
 	waitFor(t, "the stack to come up", func() bool { return strings.Contains(out.String(), "token:") })
 	t.Run("ingest", func(t *testing.T) {
 		t.Parallel()

@@ -31,26 +31,7 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 // over REST, that the page is served, and that the printed token works.
 func TestStackServesRealData(t *testing.T) {
 	r := redistest.New(t)
-	addr := freeAddr(t)
-	env := map[string]string{
-		"VITALS_ADDR":         addr,
-		"VITALS_REDIS_URL":    r.URL,
-		"VITALS_REDIS_PREFIX": r.Prefix,
-		"VITALS_SERVER_ID":    "localdev-test",
-		"VITALS_INTERVAL":     "1s",
-		"VITALS_LOCALDEV_DIR": t.TempDir(),
-		"VITALS_JWT_SECRET":   "test-secret-test-secret-test-secret",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &testlog.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, out, io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	addr, out := startStack(t, r, "localdev-test", "1s")
 
 	base := "http://" + addr
 	var token string
@@ -131,7 +112,7 @@ func TestStackServesRealData(t *testing.T) {
 	}
 
 	// The streamer shares the port: a live sample arrives over the WebSocket.
-	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	wctx, wcancel := context.WithTimeout(t.Context(), time.Minute)
 	defer wcancel()
 	ws, _, err := websocket.Dial(wctx, "ws://"+addr+"/api/health/ws", nil)
 	if err != nil {
@@ -236,4 +217,32 @@ func TestRedisServerFailureIsExplained(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot open the log file") {
 		t.Fatalf("got %v, want redis-server's own message", err)
 	}
+}
+
+// startStack runs localdev (no subcommand) on a free port against r as
+// serverID, reporting every interval, until the test ends; out collects
+// its stdout (the banner).
+func startStack(t *testing.T, r *redistest.Redis, serverID, interval string) (addr string, out *testlog.Buffer) {
+	t.Helper()
+	addr = freeAddr(t)
+	env := map[string]string{
+		"VITALS_ADDR":         addr,
+		"VITALS_REDIS_URL":    r.URL,
+		"VITALS_REDIS_PREFIX": r.Prefix,
+		"VITALS_SERVER_ID":    serverID,
+		"VITALS_INTERVAL":     interval,
+		"VITALS_LOCALDEV_DIR": t.TempDir(),
+		"VITALS_JWT_SECRET":   "test-secret-test-secret-test-secret",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &testlog.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, out, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return addr, out
 }
